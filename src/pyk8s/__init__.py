@@ -1,0 +1,3 @@
+"""pyk8s: Kubernetes, written in Python."""
+
+__version__ = "0.1.0"
