@@ -1,0 +1,185 @@
+"""Stored form of objects, and the metadata rules every write applies.
+
+The store holds objects without ``metadata.resourceVersion`` (it is the key's revision, known
+only once the write commits); reads put it back. Keeping this in one module means no
+other code touches the encoding.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import orjson
+
+from pyk8s.apiserver.registry.base import Cause, invalid_value, required
+from pyk8s.machinery import errors
+from pyk8s.machinery.meta import (
+    LABEL_NAMED_KINDS,
+    path_segment_errors,
+    validate_name,
+)
+from pyk8s.machinery.resources import Resource
+from pyk8s.storage import KeyValue
+
+Obj = dict[str, Any]
+
+# Upstream's generateName alphabet (no vowels, no confusable characters) and length.
+_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_MAX_GENERATE_PREFIX = 63 - 5
+
+
+def encode(obj: Obj) -> bytes:
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "resourceVersion" in meta:
+        rv = meta.pop("resourceVersion")
+        try:
+            return orjson.dumps(obj)
+        finally:
+            meta["resourceVersion"] = rv
+    return orjson.dumps(obj)
+
+
+def decode(kv: KeyValue) -> Obj:
+    obj: Obj = orjson.loads(kv.value)
+    obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+    return obj
+
+
+def generate_name(prefix: str) -> str:
+    prefix = prefix[:_MAX_GENERATE_PREFIX]
+    return prefix + "".join(random.choice(_GENERATE_ALPHABET) for _ in range(5))
+
+
+def check_body(resource: Resource, body: Any, namespace: str) -> Obj:
+    """The body as an object of ``resource``, its type and namespace checked against the URL."""
+    if not isinstance(body, dict):
+        raise errors.bad_request(
+            f"the request body must be a JSON object describing a {resource.kind}"
+        )
+    api_version = body.get("apiVersion")
+    kind = body.get("kind")
+    if api_version not in (None, "") and api_version != resource.api_version:
+        raise errors.bad_request(
+            f"the API version in the data ({api_version}) does not match the expected "
+            f"API version ({resource.api_version})"
+        )
+    if kind not in (None, "") and kind != resource.kind:
+        raise errors.bad_request(
+            f"the kind in the data ({kind}) does not match the expected kind ({resource.kind})"
+        )
+    body["apiVersion"] = resource.api_version
+    body["kind"] = resource.kind
+    meta = body.get("metadata")
+    if meta is None:
+        meta = body["metadata"] = {}
+    if not isinstance(meta, dict):
+        raise errors.bad_request("metadata must be an object")
+    if resource.namespaced:
+        given = meta.get("namespace")
+        if given and given != namespace:
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on "
+                "the request"
+            )
+        meta["namespace"] = namespace
+    else:
+        meta.pop("namespace", None)
+    return body
+
+
+_LABEL_VALUE_MSG = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' "
+    "or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
+    "'my_value',  or '12345', regex used for validation is "
+    "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+)
+_NAME_PART_MSG = (
+    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and "
+    "end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex "
+    "used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+)
+
+
+def _qualified_name_errors(key: str) -> list[str]:
+    import re
+
+    name_re = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+    prefix, sep, name = key.rpartition("/")
+    out = []
+    if sep and (not prefix or validate_name(prefix, label=False)):
+        out.append("prefix part " + "a lowercase RFC 1123 subdomain must consist of lower case "
+                   "alphanumeric characters, '-' or '.', and must start and end with an "
+                   "alphanumeric character (e.g. 'example.com', regex used for validation is "
+                   "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
+    if not name:
+        out.append("name part must be non-empty")
+    elif len(name) > 63:
+        out.append("name part must be no more than 63 characters")
+    elif not name_re.match(name):
+        out.append(_NAME_PART_MSG)
+    return out
+
+
+def metadata_causes(resource: Resource, obj: Obj) -> list[Cause]:
+    """Upstream's ValidateObjectMeta: name, labels, annotations, finalizers."""
+    import re
+
+    causes: list[Cause] = []
+    meta = obj["metadata"]
+    name = meta.get("name")
+    if not name:
+        causes.append(("metadata.name", "FieldValueRequired",
+                       "Required value: name or generateName is required"))
+    elif not isinstance(name, str):
+        causes.append(invalid_value("metadata.name", name, "must be a string"))
+    else:
+        label = resource.kind in LABEL_NAMED_KINDS
+        for msg in validate_name(name, label=label) + path_segment_errors(name):
+            causes.append(invalid_value("metadata.name", name, msg))
+    labels = meta.get("labels")
+    if labels is not None:
+        if not isinstance(labels, dict):
+            causes.append(invalid_value("metadata.labels", labels, "must be a map of strings"))
+        else:
+            value_re = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+            for key, value in labels.items():
+                for msg in _qualified_name_errors(key):
+                    causes.append(invalid_value("metadata.labels", key, msg))
+                if not isinstance(value, str):
+                    causes.append(invalid_value("metadata.labels", value, "must be a string"))
+                elif len(value) > 63:
+                    causes.append(invalid_value("metadata.labels", value,
+                                                "must be no more than 63 characters"))
+                elif not value_re.match(value):
+                    causes.append(invalid_value("metadata.labels", value, _LABEL_VALUE_MSG))
+    annotations = meta.get("annotations")
+    if annotations is not None:
+        if not isinstance(annotations, dict) or not all(
+            isinstance(v, str) for v in annotations.values()
+        ):
+            causes.append(invalid_value("metadata.annotations", "", "must be a map of strings"))
+        else:
+            total = 0
+            for key, value in annotations.items():
+                for msg in _qualified_name_errors(key):
+                    causes.append(invalid_value("metadata.annotations", key, msg))
+                total += len(key) + len(value)
+            if total > 256 * 1024:
+                causes.append(("metadata.annotations", "FieldValueTooLong",
+                               "Too long: must have at most 262144 bytes"))
+    finalizers = meta.get("finalizers")
+    if finalizers is not None and (
+        not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers)
+    ):
+        causes.append(invalid_value("metadata.finalizers", "", "must be a list of strings"))
+    owners = meta.get("ownerReferences")
+    if owners is not None:
+        if not isinstance(owners, list):
+            causes.append(invalid_value("metadata.ownerReferences", "", "must be a list"))
+        else:
+            for i, ref in enumerate(owners):
+                for f in ("apiVersion", "kind", "name", "uid"):
+                    if not isinstance(ref, dict) or not ref.get(f):
+                        causes.append(required(f"metadata.ownerReferences[{i}].{f}"))
+    return causes

@@ -1,0 +1,350 @@
+"""The verbs every stored kind shares: create, get, update, patch, delete.
+
+These functions know nothing of HTTP: they take decoded bodies and return objects, raising
+:class:`~pyk8s.machinery.errors.ApiError` for anything the client did wrong. Writes follow
+upstream's ``GuaranteedUpdate``: read the current version, compute the new one, write it
+conditionally on the revision read, and on a lost race read again (unless the client named
+a resourceVersion, which then is a 409 Conflict).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pyk8s.apiserver import objects
+from pyk8s.apiserver.context import ApiContext
+from pyk8s.apiserver.objects import Obj
+from pyk8s.machinery import errors
+from pyk8s.machinery.meta import new_uid, now_rfc3339, rfc3339
+from pyk8s.machinery.resources import Resource
+from pyk8s.storage import KeyExistsError, KeyNotFoundError, RevisionMismatchError
+
+MAX_RETRIES = 16
+
+# Fields the server owns: what a client sends for them on update is replaced by the
+# stored values.
+_SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+                "generation", "selfLink")
+
+
+def _strategy(ctx: ApiContext, resource: Resource):  # type: ignore[no-untyped-def]
+    return ctx.strategy(resource)
+
+
+async def ensure_namespace_open(ctx: ApiContext, namespace: str) -> None:
+    """NamespaceLifecycle admission: creates need an existing, non-terminating namespace."""
+    ns_resource = ctx.catalogue.by_plural("", "v1", "namespaces")
+    assert ns_resource is not None
+    key = ns_resource.key("", namespace)
+    cached = ctx.cache.cache_for(ns_resource).items.get(key)
+    if cached is not None:
+        phase = cached.load().get("status", {}).get("phase")
+    else:
+        kv = await ctx.store.get(key)
+        if kv is None:
+            raise errors.not_found("", "namespaces", namespace)
+        phase = objects.decode(kv).get("status", {}).get("phase")
+    if phase == "Terminating":
+        raise errors.forbidden(
+            f"unable to create new content in namespace {namespace} because it is being "
+            "terminated"
+        )
+
+
+def _raise_invalid(resource: Resource, obj: Obj, causes: list[tuple[str, str, str]]) -> None:
+    if causes:
+        name = obj.get("metadata", {}).get("name") or ""
+        raise errors.invalid(resource.group, resource.kind, str(name), causes)
+
+
+async def create(
+    ctx: ApiContext, resource: Resource, namespace: str, body: Any, *, dry_run: bool = False
+) -> Obj:
+    obj = objects.check_body(resource, body, namespace)
+    strategy = _strategy(ctx, resource)
+    if resource.namespaced:
+        await ensure_namespace_open(ctx, namespace)
+    meta = obj["metadata"]
+    generate = meta.get("generateName")
+    attempts = 8 if (generate and not meta.get("name")) else 1
+    for attempt in range(attempts):
+        if generate and (attempt or not meta.get("name")):
+            if not isinstance(generate, str):
+                raise errors.invalid(resource.group, resource.kind, "", [
+                    ("metadata.generateName", "FieldValueInvalid", "must be a string")])
+            meta["name"] = objects.generate_name(generate)
+        for field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds",
+                      "selfLink", "managedFields"):
+            meta.pop(field, None)
+        meta["uid"] = new_uid()
+        meta["creationTimestamp"] = now_rfc3339()
+        if strategy.tracks_generation and "spec" in obj:
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
+        if attempt == 0:
+            strategy.prepare_create(obj)
+            _raise_invalid(resource, obj, objects.metadata_causes(resource, obj)
+                           + strategy.validate_create(obj))
+            await strategy.allocate(obj)
+        if dry_run:
+            strategy.release(obj)
+            return obj
+        try:
+            kv = await ctx.store.create(resource.key(namespace, meta["name"]), objects.encode(obj))
+        except KeyExistsError:
+            if attempt + 1 < attempts:
+                continue
+            strategy.release(obj)
+            raise errors.already_exists(resource.group, resource.plural, meta["name"]) from None
+        except BaseException:
+            strategy.release(obj)
+            raise
+        meta["resourceVersion"] = str(kv.mod_revision)
+        return obj
+    raise AssertionError("unreachable")
+
+
+async def get(ctx: ApiContext, resource: Resource, namespace: str, name: str) -> Obj:
+    kv = await ctx.store.get(resource.key(namespace, name))
+    if kv is None:
+        raise errors.not_found(resource.group, resource.plural, name)
+    return objects.decode(kv)
+
+
+Mutation = Callable[[Obj], Obj]
+
+
+async def guaranteed_update(
+    ctx: ApiContext,
+    resource: Resource,
+    namespace: str,
+    name: str,
+    mutate: Mutation,
+    *,
+    dry_run: bool = False,
+    reallocate: bool = False,
+) -> Obj:
+    """Apply ``mutate`` to the current object and store the result, retrying lost races.
+
+    ``mutate`` receives a private copy and returns the new object (or raises ApiError). An
+    unchanged result is not written (no new resourceVersion), as upstream skips no-op
+    updates. An object marked for deletion whose last finalizer goes is deleted."""
+    strategy = _strategy(ctx, resource)
+    key = resource.key(namespace, name)
+    for _ in range(MAX_RETRIES):
+        kv = await ctx.store.get(key)
+        if kv is None:
+            raise errors.not_found(resource.group, resource.plural, name)
+        current = objects.decode(kv)
+        new = mutate(copy.deepcopy(current))
+        new.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
+        if new == current:
+            return current
+        meta = new["metadata"]
+        if (
+            meta.get("deletionTimestamp")
+            and strategy.deletion_finalized(new)
+            and not meta.get("deletionGracePeriodSeconds")
+        ):
+            if dry_run:
+                return new
+            try:
+                gone = await ctx.store.delete(key, expected_revision=kv.mod_revision)
+            except RevisionMismatchError:
+                continue
+            except KeyNotFoundError:
+                raise errors.not_found(resource.group, resource.plural, name) from None
+            strategy.release(current)
+            meta["resourceVersion"] = str(gone.mod_revision)
+            return new
+        if reallocate:
+            await strategy.reallocate(new, current)
+        if dry_run:
+            return new
+        try:
+            written = await ctx.store.update(key, objects.encode(new), expected_revision=kv.mod_revision)
+        except RevisionMismatchError:
+            continue
+        except KeyNotFoundError:
+            raise errors.not_found(resource.group, resource.plural, name) from None
+        meta["resourceVersion"] = str(written.mod_revision)
+        return new
+    raise errors.conflict(resource.group, resource.plural, name,
+                          "too many concurrent updates; please try again")
+
+
+def check_precondition(resource: Resource, name: str, wanted: Any, current: Obj) -> None:
+    """A client-supplied resourceVersion must be the current one (optimistic concurrency)."""
+    if wanted in (None, ""):
+        return
+    if str(wanted) != current["metadata"]["resourceVersion"]:
+        raise errors.conflict(resource.group, resource.plural, name, errors.OBJECT_MODIFIED)
+
+
+def _spec_changed(new: Obj, old: Obj) -> bool:
+    return any(new.get(k) != old.get(k) for k in set(new) | set(old)
+               if k not in ("metadata", "status", "apiVersion", "kind"))
+
+
+def merge_update(ctx: ApiContext, resource: Resource, name: str, incoming: Obj,
+                 current: Obj) -> Obj:
+    """The object an update of the main resource stores: the client's object with the
+    server-owned fields (system metadata, and status where a status subresource exists)
+    taken from the current one, defaulted, its generation bumped on a spec change, validated."""
+    strategy = _strategy(ctx, resource)
+    meta = incoming.setdefault("metadata", {})
+    if not isinstance(meta, dict):
+        raise errors.bad_request("metadata must be an object")
+    if meta.get("name") not in (None, name):
+        raise errors.bad_request(
+            f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+        )
+    meta["name"] = name
+    current_meta = current["metadata"]
+    if resource.namespaced:
+        meta["namespace"] = current_meta.get("namespace")
+    for field in _SYSTEM_META:
+        if field in current_meta:
+            meta[field] = current_meta[field]
+        else:
+            meta.pop(field, None)
+    meta.pop("managedFields", None)
+    if resource.has_status:
+        if "status" in current:
+            incoming["status"] = current["status"]
+        else:
+            incoming.pop("status", None)
+    strategy.prepare_update(incoming, current)
+    if strategy.tracks_generation and "generation" in current_meta and _spec_changed(incoming, current):
+        meta["generation"] = int(current_meta["generation"]) + 1
+    _raise_invalid(resource, incoming, objects.metadata_causes(resource, incoming)
+                   + strategy.validate_update(incoming, current))
+    return incoming
+
+
+def merge_status(incoming: Obj, current: Obj) -> Obj:
+    """The object a status update stores: the current object with the client's status."""
+    new = current
+    if "status" in incoming:
+        new["status"] = incoming["status"]
+    else:
+        new.pop("status", None)
+    return new
+
+
+async def update(
+    ctx: ApiContext,
+    resource: Resource,
+    namespace: str,
+    name: str,
+    body: Any,
+    *,
+    subresource: str = "",
+    dry_run: bool = False,
+) -> Obj:
+    incoming = objects.check_body(resource, body, namespace)
+    wanted = incoming["metadata"].get("resourceVersion")
+
+    def mutate(current: Obj) -> Obj:
+        check_precondition(resource, name, wanted, current)
+        if subresource == "status":
+            return merge_status(incoming, current)
+        return merge_update(ctx, resource, name, copy.deepcopy(incoming), current)
+
+    return await guaranteed_update(ctx, resource, namespace, name, mutate, dry_run=dry_run,
+                                   reallocate=not subresource)
+
+
+async def delete(
+    ctx: ApiContext,
+    resource: Resource,
+    namespace: str,
+    name: str,
+    options: dict[str, Any],
+    *,
+    dry_run: bool = False,
+) -> tuple[Obj, bool]:
+    """Delete, or mark for deletion. Returns the object and whether it is gone now."""
+    strategy = _strategy(ctx, resource)
+    key = resource.key(namespace, name)
+    grace = options.get("gracePeriodSeconds")
+    policy = options.get("propagationPolicy")
+    if policy is None and options.get("orphanDependents") is True:
+        policy = "Orphan"
+    if policy not in (None, "Foreground", "Background", "Orphan"):
+        raise errors.invalid("", "DeleteOptions", "", [(
+            "propagationPolicy", "FieldValueNotSupported",
+            f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"')])
+    if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
+        raise errors.bad_request("gracePeriodSeconds must be an integer")
+    preconditions = options.get("preconditions") or {}
+    for _ in range(MAX_RETRIES):
+        kv = await ctx.store.get(key)
+        if kv is None:
+            raise errors.not_found(resource.group, resource.plural, name)
+        current = objects.decode(kv)
+        meta = current["metadata"]
+        uid = preconditions.get("uid")
+        if uid and uid != meta.get("uid"):
+            raise errors.conflict(resource.group, resource.plural, name,
+                                  f"Precondition failed: UID in precondition: {uid}, UID in object meta: {meta.get('uid')}")
+        rv = preconditions.get("resourceVersion")
+        if rv and str(rv) != meta["resourceVersion"]:
+            raise errors.conflict(resource.group, resource.plural, name,
+                                  f"Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {meta['resourceVersion']}")
+        finalizers = list(meta.get("finalizers") or [])
+        if policy == "Foreground" and "foregroundDeletion" not in finalizers:
+            finalizers.append("foregroundDeletion")
+            if "orphan" in finalizers:
+                finalizers.remove("orphan")
+        elif policy == "Orphan" and "orphan" not in finalizers:
+            finalizers.append("orphan")
+            if "foregroundDeletion" in finalizers:
+                finalizers.remove("foregroundDeletion")
+        elif policy == "Background":
+            finalizers = [f for f in finalizers if f not in ("orphan", "foregroundDeletion")]
+        period = strategy.grace_period(current, grace)
+        candidate = {**current, "metadata": {**meta, "finalizers": finalizers}}
+        if period == 0 and strategy.deletion_finalized(candidate):
+            if dry_run:
+                return current, True
+            try:
+                gone = await ctx.store.delete(key, expected_revision=kv.mod_revision)
+            except RevisionMismatchError:
+                continue
+            except KeyNotFoundError:
+                raise errors.not_found(resource.group, resource.plural, name) from None
+            strategy.release(current)
+            meta["resourceVersion"] = str(gone.mod_revision)
+            return current, True
+        new = copy.deepcopy(current)
+        new_meta = new["metadata"]
+        now = datetime.now(UTC)
+        if finalizers:
+            new_meta["finalizers"] = finalizers
+        else:
+            new_meta.pop("finalizers", None)
+        existing = new_meta.get("deletionTimestamp")
+        previous_grace = new_meta.get("deletionGracePeriodSeconds")
+        if not existing or (previous_grace is not None and period < previous_grace):
+            new_meta["deletionTimestamp"] = rfc3339(now + timedelta(seconds=period))
+            new_meta["deletionGracePeriodSeconds"] = period
+            strategy.on_deleting(new)
+        if new == current:
+            return current, False
+        if dry_run:
+            return new, False
+        try:
+            written = await ctx.store.update(key, objects.encode(new), expected_revision=kv.mod_revision)
+        except RevisionMismatchError:
+            continue
+        except KeyNotFoundError:
+            raise errors.not_found(resource.group, resource.plural, name) from None
+        new_meta["resourceVersion"] = str(written.mod_revision)
+        return new, False
+    raise errors.conflict(resource.group, resource.plural, name,
+                          "too many concurrent updates; please try again")

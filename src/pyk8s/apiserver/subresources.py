@@ -1,0 +1,270 @@
+"""Everything beyond plain CRUD: patches, scale, binding, eviction, namespace finalize,
+request-only kinds (access reviews) and the streaming subresources.
+
+Patches are applied inside the guaranteed-update loop, so a patch that loses a race is
+re-applied to the newer object instead of failing, as upstream does.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from aiohttp import web
+
+from pyk8s.apiserver import codec, objects, rest
+from pyk8s.apiserver.context import ApiContext
+from pyk8s.apiserver.http import User, json_response, may_do_anything, success_status
+from pyk8s.apiserver.objects import Obj
+from pyk8s.machinery import errors, patch, selectors
+from pyk8s.machinery.meta import now_rfc3339
+from pyk8s.machinery.resources import Resource
+
+STREAMING = frozenset({"log", "exec", "attach", "portforward", "proxy"})
+
+
+def apply_patch(res: Resource, current: Obj, patch_type: str, body: Any) -> Obj:
+    """The object ``body`` (of ``patch_type``) makes of ``current``."""
+    try:
+        if patch_type == codec.MERGE_PATCH:
+            result = patch.json_merge_patch(current, body)
+        elif patch_type == codec.JSON_PATCH:
+            result = patch.json_patch(current, body)
+        elif patch_type == codec.STRATEGIC_PATCH:
+            if not patch.supports_strategic_merge(res.api_version, res.kind):
+                raise errors.unsupported_media_type("application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml")
+            result = patch.strategic_merge_patch(current, body, patch.schema_for(res.api_version, res.kind))
+        else:
+            # Server-side apply, approximated until field ownership arrives: the applied
+            # configuration is merged into the live object as a strategic merge patch.
+            if not isinstance(body, dict):
+                raise errors.bad_request("an apply patch must be an object")
+            body = {k: v for k, v in body.items() if k not in ("apiVersion", "kind")}
+            schema = patch.schema_for(res.api_version, res.kind)
+            result = patch.strategic_merge_patch(current, body, schema)
+    except patch.PatchError as exc:
+        reason = {400: "BadRequest", 409: "Conflict", 415: "UnsupportedMediaType"}.get(exc.code, "Invalid")
+        raise errors.ApiError(exc.code, reason, str(exc)) from None
+    if not isinstance(result, dict):
+        raise errors.ApiError(422, "Invalid", "the patch did not produce an object")
+    return result
+
+
+async def patch_object(
+    ctx: ApiContext, res: Resource, namespace: str, name: str, sub: str, patch_type: str,
+    body: Any, *, dry_run: bool, force: bool,
+) -> tuple[Obj, bool]:
+    if patch_type == codec.APPLY_PATCH and not sub:
+        key = res.key(namespace, name)
+        if await ctx.store.get(key) is None:
+            if not isinstance(body, dict):
+                raise errors.bad_request("an apply patch must be an object")
+            meta = body.setdefault("metadata", {})
+            if isinstance(meta, dict) and meta.get("name") not in (None, name):
+                raise errors.bad_request(
+                    f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})")
+            if isinstance(meta, dict):
+                meta["name"] = name
+            try:
+                return await rest.create(ctx, res, namespace, body, dry_run=dry_run), True
+            except errors.ApiError as err:
+                if err.reason != "AlreadyExists":
+                    raise
+    if isinstance(body, dict) and isinstance(body.get("metadata"), dict):
+        wanted = body["metadata"].get("resourceVersion")
+    else:
+        wanted = None
+
+    def mutate(current: Obj) -> Obj:
+        rest.check_precondition(res, name, wanted, current)
+        patched = apply_patch(res, copy.deepcopy(current), patch_type, body)
+        patched["apiVersion"] = res.api_version
+        patched["kind"] = res.kind
+        meta = patched.get("metadata")
+        if not isinstance(meta, dict):
+            raise errors.ApiError(422, "Invalid", "metadata must be an object")
+        if meta.get("name") != name:
+            raise errors.invalid(res.group, res.kind, name, [(
+                "metadata.name", "FieldValueInvalid", "Invalid value: field is immutable")])
+        if res.namespaced and meta.get("namespace") != namespace:
+            raise errors.invalid(res.group, res.kind, name, [(
+                "metadata.namespace", "FieldValueInvalid", "Invalid value: field is immutable")])
+        if sub == "status":
+            return rest.merge_status(patched, current)
+        return rest.merge_update(ctx, res, name, patched, current)
+
+    obj = await rest.guaranteed_update(ctx, res, namespace, name, mutate, dry_run=dry_run,
+                                       reallocate=not sub)
+    return obj, False
+
+
+# -- scale -------------------------------------------------------------------------------
+
+def scale_of(res: Resource, obj: Obj) -> Obj:
+    meta = obj["metadata"]
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    selector = spec.get("selector")
+    if isinstance(selector, dict):
+        selector_text = selectors.label_selector_dict_to_string(selector)
+    else:
+        selector_text = ""
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                          "creationTimestamp") if k in meta},
+        "spec": {"replicas": spec.get("replicas", 0)},
+        "status": {"replicas": status.get("replicas", 0), "selector": selector_text},
+    }
+
+
+async def get_scale(ctx: ApiContext, res: Resource, namespace: str, name: str) -> Obj:
+    return scale_of(res, await rest.get(ctx, res, namespace, name))
+
+
+def _replicas_from(scale: Any, res: Resource, name: str) -> int:
+    replicas = (scale.get("spec") or {}).get("replicas", 0) if isinstance(scale, dict) else None
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+        raise errors.invalid("autoscaling", "Scale", name, [(
+            "spec.replicas", "FieldValueInvalid",
+            f"Invalid value: {replicas}: must be greater than or equal to 0")])
+    return replicas
+
+
+async def _write_scale(ctx: ApiContext, res: Resource, namespace: str, name: str,
+                       make_scale: Any, dry_run: bool) -> Obj:
+    def mutate(current: Obj) -> Obj:
+        scale = make_scale(scale_of(res, current))
+        wanted = (scale.get("metadata") or {}).get("resourceVersion") if isinstance(scale, dict) else None
+        rest.check_precondition(res, name, wanted, current)
+        replicas = _replicas_from(scale, res, name)
+        new = copy.deepcopy(current)
+        new.setdefault("spec", {})["replicas"] = replicas
+        return rest.merge_update(ctx, res, name, new, current)
+
+    obj = await rest.guaranteed_update(ctx, res, namespace, name, mutate, dry_run=dry_run)
+    return scale_of(res, obj)
+
+
+async def update_scale(ctx: ApiContext, res: Resource, namespace: str, name: str, body: Any,
+                       dry_run: bool) -> Obj:
+    if not isinstance(body, dict):
+        raise errors.bad_request("the request body must be a Scale object")
+    return await _write_scale(ctx, res, namespace, name, lambda _scale: body, dry_run)
+
+
+async def patch_resource(ctx: ApiContext, res: Resource, namespace: str, name: str, sub: str,
+                         patch_type: str, body: Any, *, dry_run: bool, force: bool) -> tuple[Obj, bool]:
+    if sub == "scale":
+        def patched_scale(scale: Obj) -> Obj:
+            try:
+                if patch_type == codec.JSON_PATCH:
+                    return patch.json_patch(scale, body)
+                return patch.json_merge_patch(scale, body)
+            except patch.PatchError as exc:
+                raise errors.ApiError(exc.code, "Invalid", str(exc)) from None
+        return await _write_scale(ctx, res, namespace, name, patched_scale, dry_run), False
+    return await patch_object(ctx, res, namespace, name, sub, patch_type, body,
+                              dry_run=dry_run, force=force)
+
+
+# -- POST subresources ---------------------------------------------------------------------
+
+async def post(request: web.Request, ctx: ApiContext, target: Any, body: Any,
+               dry_run: bool) -> web.Response:
+    res, ns, name, sub = target.resource, target.namespace or "", target.name, target.subresource
+    if sub == "binding":
+        await bind_pod(ctx, res, ns, name, body, dry_run)
+        return json_response(success_status(201), status=201)
+    if sub == "eviction":
+        options = (body or {}).get("deleteOptions") or {} if isinstance(body, dict) else {}
+        await rest.delete(ctx, res, ns, name, options, dry_run=dry_run)
+        return json_response(success_status(201), status=201)
+    raise errors.method_not_supported(res.group, f"{res.plural}/{sub}", "create")
+
+
+async def bind_pod(ctx: ApiContext, res: Resource, namespace: str, name: str, body: Any,
+                   dry_run: bool) -> Obj:
+    if not isinstance(body, dict):
+        raise errors.bad_request("the request body must be a Binding object")
+    target = body.get("target") or {}
+    node = target.get("name") if isinstance(target, dict) else None
+    if not node:
+        raise errors.invalid("", "Binding", name, [("target.name", "FieldValueRequired", "Required value")])
+    if target.get("kind") not in (None, "", "Node"):
+        raise errors.invalid("", "Binding", name, [("target.kind", "FieldValueNotSupported",
+                                                     'Unsupported value: "{}": supported values: "Node"'.format(target.get("kind")))])
+
+    def mutate(pod: Obj) -> Obj:
+        meta = pod["metadata"]
+        spec = pod.setdefault("spec", {})
+        if meta.get("deletionTimestamp"):
+            raise errors.conflict("", "pods/binding", name,
+                                  f"pod {name} is being deleted, cannot be assigned to a host")
+        if spec.get("nodeName"):
+            raise errors.conflict("", "pods/binding", name,
+                                  f'pod {name} is already assigned to node "{spec["nodeName"]}"')
+        spec["nodeName"] = node
+        status = pod.setdefault("status", {})
+        conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+        conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                           "lastTransitionTime": now_rfc3339()})
+        status["conditions"] = conditions
+        return pod
+
+    return await rest.guaranteed_update(ctx, res, namespace, name, mutate, dry_run=dry_run)
+
+
+async def finalize_namespace(ctx: ApiContext, res: Resource, name: str, body: Any,
+                             dry_run: bool) -> Obj:
+    if not isinstance(body, dict):
+        raise errors.bad_request("the request body must be a Namespace object")
+    finalizers = (body.get("spec") or {}).get("finalizers") or []
+
+    def mutate(ns: Obj) -> Obj:
+        ns.setdefault("spec", {})["finalizers"] = list(finalizers)
+        if not finalizers:
+            ns["spec"].pop("finalizers")
+        return ns
+
+    return await rest.guaranteed_update(ctx, res, "", name, mutate, dry_run=dry_run)
+
+
+async def virtual_create(request: web.Request, ctx: ApiContext, res: Resource, namespace: str,
+                         body: Any) -> web.Response:
+    """Kinds that exist only as a request: access reviews, and the bindings collection."""
+    obj = objects.check_body(res, body, namespace)
+    if res.kind == "Binding":
+        name = obj["metadata"].get("name", "")
+        pods = ctx.catalogue.by_plural("", "v1", "pods")
+        assert pods is not None
+        await bind_pod(ctx, pods, namespace, name, obj, False)
+        return json_response(success_status(201), status=201)
+    if res.kind == "SelfSubjectAccessReview":
+        user: User = request["user"]
+        spec = obj.get("spec")
+        if not isinstance(spec, dict) or not (spec.get("resourceAttributes") or spec.get("nonResourceAttributes")):
+            raise errors.invalid(res.group, res.kind, "", [(
+                "spec.resourceAttributes", "FieldValueRequired",
+                "Required value: exactly one of nonResourceAttributes or resourceAttributes must be specified")])
+        allowed = may_do_anything(user)
+        obj["status"] = {"allowed": allowed}
+        if not allowed:
+            obj["status"]["reason"] = "no RBAC policy matched"
+        obj["metadata"].setdefault("creationTimestamp", None)
+        return json_response(obj, status=201)
+    raise errors.method_not_supported(res.group, res.plural, "create")
+
+
+async def streaming(request: web.Request, ctx: ApiContext, target: Any) -> web.Response:
+    """logs, exec, attach, port-forward and node proxy are served by a node agent; none is
+    attached to this server yet, so the answer says so instead of pretending."""
+    res, ns, name, sub = target.resource, target.namespace or "", target.name, target.subresource
+    if not name:
+        raise errors.method_not_supported(res.group, f"{res.plural}/{sub}", "get")
+    obj = await rest.get(ctx, res, ns, name)
+    if res.kind == "Pod" and not (obj.get("spec") or {}).get("nodeName"):
+        raise errors.bad_request(f"pod {name} does not have a host assigned")
+    raise errors.ApiError(503, "ServiceUnavailable",
+                          f"{res.plural}/{sub} needs a node agent, which this cluster does not run yet")

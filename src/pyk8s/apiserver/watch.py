@@ -1,0 +1,145 @@
+"""Watch streams: newline-delimited JSON events, held open until ``timeoutSeconds``.
+
+A watch that starts below what the cache remembers gets one ``ERROR`` event carrying a 410
+``Status`` (as upstream sends it), so informers re-list. Bookmarks are sent every
+``BOOKMARK_INTERVAL`` seconds of quiet when the client allows them. Closing the stream early
+would end ``kubectl get -w`` (it exits on EOF), so the stream lasts the full timeout: the
+client's, or upstream's randomized default between ``min_request_timeout`` and twice that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from pyk8s.apiserver import codec
+from pyk8s.apiserver.context import ApiContext
+from pyk8s.apiserver.listing import build_matcher
+from pyk8s.apiserver.render import TABLE_CONTENT_TYPE, include_mode, table_row
+from pyk8s.apiserver.watchcache import CacheEvent
+from pyk8s.machinery import errors, tables
+from pyk8s.machinery.resources import Resource
+from pyk8s.storage import CompactedError
+
+BOOKMARK_INTERVAL = 60.0
+
+
+def _since(text: str | None) -> int | None:
+    if text in (None, "", "0"):
+        return None
+    try:
+        value = int(text)
+        if value < 0:
+            raise ValueError
+        return value
+    except ValueError:
+        raise errors.bad_request(f'Invalid value: "{text}": resourceVersion must be a non-negative integer') from None
+
+
+async def serve_watch(
+    request: web.Request,
+    ctx: ApiContext,
+    res: Resource,
+    namespace: str | None,
+    negotiated: codec.Negotiated,
+    *,
+    name: str = "",
+) -> web.StreamResponse:
+    query = request.query
+    field_selector = query.get("fieldSelector", "")
+    if name:
+        extra = f"metadata.name={name}"
+        field_selector = f"{field_selector},{extra}" if field_selector else extra
+    matches = build_matcher(res, query.get("labelSelector", ""), field_selector)
+    since = _since(query.get("resourceVersion"))
+    timeout_text = query.get("timeoutSeconds")
+    if timeout_text:
+        try:
+            timeout = float(int(timeout_text))
+        except ValueError:
+            raise errors.bad_request(f"timeoutSeconds: invalid value {timeout_text!r}") from None
+    else:
+        base = ctx.settings.min_request_timeout
+        timeout = base * (1 + random.random())
+    bookmarks = query.get("allowWatchBookmarks", "").lower() in ("true", "1")
+    include = include_mode(query.get("includeObject")) if negotiated.table else ""
+    if since is not None and since > ctx.cache.revision:
+        await ctx.cache.wait_for(since)
+
+    content_type = TABLE_CONTENT_TYPE if negotiated.table else codec.JSON
+    response = web.StreamResponse(headers={"Content-Type": content_type,
+                                           "Cache-Control": "no-cache, private"})
+    response.enable_chunked_encoding()
+    try:
+        watcher = ctx.cache.watch(res, namespace, matches, since)
+    except CompactedError as exc:
+        await response.prepare(request)
+        status = errors.too_old_resource_version(exc.requested, exc.compacted).status()
+        await response.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
+        await response.write_eof()
+        return response
+
+    await response.prepare(request)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    first_table = True
+    try:
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                event = await asyncio.wait_for(watcher.queue.get(), min(remaining, BOOKMARK_INTERVAL))
+            except TimeoutError:
+                if bookmarks and loop.time() < deadline:
+                    await response.write(_bookmark(res, ctx.cache.revision))
+                continue
+            if event is None:
+                break
+            chunks = []
+            closed = False
+            while event is not None:
+                if negotiated.table:
+                    chunks.append(_table_event(res, event, include, first_table))
+                    first_table = False
+                else:
+                    chunks.append(b'{"type":"%s","object":%s}\n' % (event.type.encode(), event.obj.raw))
+                if watcher.queue.empty() or len(chunks) >= 256:
+                    break
+                event = watcher.queue.get_nowait()
+                if event is None:
+                    closed = True
+            await response.write(b"".join(chunks))
+            if closed:
+                break
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        ctx.cache.unwatch(res, watcher)
+    with contextlib.suppress(ConnectionResetError):
+        await response.write_eof()
+    return response
+
+
+def _bookmark(res: Resource, revision: int) -> bytes:
+    obj: dict[str, Any] = {"kind": res.kind, "apiVersion": res.api_version,
+                           "metadata": {"resourceVersion": str(revision)}}
+    return orjson.dumps({"type": "BOOKMARK", "object": obj}) + b"\n"
+
+
+def _table_event(res: Resource, event: CacheEvent, include: str, with_columns: bool) -> bytes:
+    obj = event.obj.load()
+    now = datetime.now(UTC)
+    body: dict[str, Any] = {
+        "kind": "Table", "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": str(event.revision)},
+        "columnDefinitions": tables.table_columns(res.group, res.plural) if with_columns else [],
+        "rows": [table_row(res, obj, include, now)],
+    }
+    return orjson.dumps({"type": event.type, "object": body}) + b"\n"

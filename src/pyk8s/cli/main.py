@@ -1,0 +1,89 @@
+"""The ``pyk8s`` command: one entry point, one subcommand per component.
+
+Flags are parsed here and only here, into the components' settings dataclasses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from pyk8s.apiserver.context import ServerSettings
+    from pyk8s.apiserver.server import ApiServer
+
+    settings = ServerSettings(
+        data_dir=Path(args.data_dir).resolve(),
+        bind_address=args.bind_address,
+        port=args.port,
+        storage_url=args.storage or "",
+        service_cidr=args.service_cluster_ip_range,
+        advertise_address=args.advertise_address or "",
+    )
+    started = time.monotonic()
+
+    async def run() -> None:
+        server = ApiServer(settings)
+        await server.start()
+        print(f"pyk8s: API server ready at {server.url} "
+              f"({time.monotonic() - started:.2f}s)", flush=True)
+        print(f"pyk8s: kubeconfig written to {server.kubeconfig_path}", flush=True)
+        print(f"pyk8s: export KUBECONFIG={server.kubeconfig_path}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        print("pyk8s: shutting down", flush=True)
+        await server.stop()
+
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        runner = asyncio.run
+    try:
+        runner(run())
+    except OSError as exc:
+        print(f"pyk8s: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyk8s", description="Kubernetes, written in Python.")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (("server", "run a one-node cluster (today: the API server)"),
+                            ("apiserver", "run the API server")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--data-dir", default="./data", help="state, PKI and kubeconfig")
+        p.add_argument("--bind-address", default="127.0.0.1")
+        p.add_argument("--advertise-address", default="")
+        p.add_argument("--port", type=int, default=6443)
+        p.add_argument("--storage", default="",
+                       help="store URL (default sqlite:///<data-dir>/state.db)")
+        p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
+        p.set_defaults(func=_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    with contextlib.suppress(KeyboardInterrupt):
+        return int(args.func(args))
+    return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Object metadata rules shared by every kind: names, timestamps, uids, generations.
+
+Messages are worded as apimachinery's ``validation`` package words them, because users
+(and tests written against upstream) read them verbatim.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+DNS1123_LABEL_MAX = 63
+DNS1123_SUBDOMAIN_MAX = 253
+
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
+    "'-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', "
+    "regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+LABEL_MSG = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+    "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
+    "regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+
+# Kinds whose names must be DNS-1123 labels rather than subdomains (upstream's per-kind
+# ValidateXName functions); everything else is a subdomain.
+LABEL_NAMED_KINDS = frozenset({"Namespace", "Service"})
+
+
+def validate_name(name: str, *, label: bool) -> list[str]:
+    """Messages describing what is wrong with ``name`` (empty when it is valid)."""
+    errors: list[str] = []
+    limit = DNS1123_LABEL_MAX if label else DNS1123_SUBDOMAIN_MAX
+    if len(name) > limit:
+        errors.append(f"must be no more than {limit} characters")
+    pattern = _LABEL if label else _SUBDOMAIN
+    if not pattern.match(name):
+        errors.append(LABEL_MSG if label else SUBDOMAIN_MSG)
+    return errors
+
+
+def path_segment_errors(name: str) -> list[str]:
+    """Names must also be usable as a URL path segment (apimachinery IsValidPathSegmentName)."""
+    if name in (".", ".."):
+        return [f"may not be '{name}'"]
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in name]
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        return None
+
+
+def new_uid() -> str:
+    return str(uuid.uuid4())
+
+
+def get_path(obj: Any, dotted: str) -> Any:
+    """The value at a dotted path (``spec.nodeName``), or None."""
+    cur = obj
+    for part in dotted.split("."):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(part)
+    return cur
+
+
+def field_value(obj: dict[str, Any], dotted: str) -> str:
+    """A field as upstream field selectors see it: a string, "" when absent."""
+    value = get_path(obj, dotted)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if dotted == "source" and isinstance(value, dict):  # events: source is source.component
+        return str(value.get("component", ""))
+    return str(value)
