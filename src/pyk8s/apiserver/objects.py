@@ -20,6 +20,7 @@ from pyk8s.machinery.meta import (
     validate_name,
 )
 from pyk8s.machinery.resources import Resource
+from pyk8s.machinery.selectors import label_key_errors, label_value_errors
 from pyk8s.storage import KeyValue
 
 Obj = dict[str, Any]
@@ -88,43 +89,8 @@ def check_body(resource: Resource, body: Any, namespace: str) -> Obj:
     return body
 
 
-_LABEL_VALUE_MSG = (
-    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' "
-    "or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
-    "'my_value',  or '12345', regex used for validation is "
-    "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
-)
-_NAME_PART_MSG = (
-    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and "
-    "end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex "
-    "used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
-)
-
-
-def _qualified_name_errors(key: str) -> list[str]:
-    import re
-
-    name_re = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-    prefix, sep, name = key.rpartition("/")
-    out = []
-    if sep and (not prefix or validate_name(prefix, label=False)):
-        out.append("prefix part " + "a lowercase RFC 1123 subdomain must consist of lower case "
-                   "alphanumeric characters, '-' or '.', and must start and end with an "
-                   "alphanumeric character (e.g. 'example.com', regex used for validation is "
-                   "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
-    if not name:
-        out.append("name part must be non-empty")
-    elif len(name) > 63:
-        out.append("name part must be no more than 63 characters")
-    elif not name_re.match(name):
-        out.append(_NAME_PART_MSG)
-    return out
-
-
 def metadata_causes(resource: Resource, obj: Obj) -> list[Cause]:
     """Upstream's ValidateObjectMeta: name, labels, annotations, finalizers."""
-    import re
-
     causes: list[Cause] = []
     meta = obj["metadata"]
     name = meta.get("name")
@@ -142,17 +108,14 @@ def metadata_causes(resource: Resource, obj: Obj) -> list[Cause]:
         if not isinstance(labels, dict):
             causes.append(invalid_value("metadata.labels", labels, "must be a map of strings"))
         else:
-            value_re = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
             for key, value in labels.items():
-                for msg in _qualified_name_errors(key):
+                for msg in label_key_errors(str(key)):
                     causes.append(invalid_value("metadata.labels", key, msg))
                 if not isinstance(value, str):
                     causes.append(invalid_value("metadata.labels", value, "must be a string"))
-                elif len(value) > 63:
-                    causes.append(invalid_value("metadata.labels", value,
-                                                "must be no more than 63 characters"))
-                elif not value_re.match(value):
-                    causes.append(invalid_value("metadata.labels", value, _LABEL_VALUE_MSG))
+                    continue
+                for msg in label_value_errors(value):
+                    causes.append(invalid_value("metadata.labels", value, msg))
     annotations = meta.get("annotations")
     if annotations is not None:
         if not isinstance(annotations, dict) or not all(
@@ -162,7 +125,7 @@ def metadata_causes(resource: Resource, obj: Obj) -> list[Cause]:
         else:
             total = 0
             for key, value in annotations.items():
-                for msg in _qualified_name_errors(key):
+                for msg in label_key_errors(key):
                     causes.append(invalid_value("metadata.annotations", key, msg))
                 total += len(key) + len(value)
             if total > 256 * 1024:
