@@ -36,6 +36,7 @@ class Cluster:
     def start(self, timeout: float = 30.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        offset = log.tell()
         started = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pyk8s.cli.main", "server", "--data-dir", str(self.data_dir),
@@ -46,7 +47,7 @@ class Cluster:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
-            if b"ready at" in self.log_path.read_bytes():
+            if b"ready at" in self.log_path.read_bytes()[offset:]:
                 self.ready_seconds = time.monotonic() - started
                 return
             time.sleep(0.02)

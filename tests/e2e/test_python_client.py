@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -203,7 +204,7 @@ def test_services_get_cluster_ips_and_node_ports(api, namespace: str) -> None:  
     assert err.value.status == 422
     assert "provided IP is already allocated" in err.value.body
     a.spec.cluster_ip = "10.96.0.200"
-    a.spec.cluster_i_ps = ["10.96.0.200"]
+    a.spec.cluster_ips = ["10.96.0.200"]
     with pytest.raises(ApiException) as err:
         core.replace_namespaced_service("a", namespace, a)
     assert err.value.status == 422
@@ -292,7 +293,7 @@ def test_create_in_missing_namespace_is_404(api) -> None:  # type: ignore[no-unt
     with pytest.raises(ApiException) as err:
         core.create_namespaced_config_map("no-such-namespace", _cm("x"))
     assert err.value.status == 404
-    assert 'namespaces "no-such-namespace" not found' in err.value.body
+    assert json.loads(err.value.body)["message"] == 'namespaces "no-such-namespace" not found'
 
 
 def test_events_field_selectors(api, namespace: str) -> None:  # type: ignore[no-untyped-def]

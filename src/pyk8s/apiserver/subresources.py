@@ -23,28 +23,44 @@ from pyk8s.machinery.resources import Resource
 STREAMING = frozenset({"log", "exec", "attach", "portforward", "proxy"})
 
 
+def patch_failure(exc: patch.PatchError) -> errors.ApiError:
+    """Upstream's Status for a failed patch, with the library's own words as a cause (where
+    upstream puts them too). Upstream answers some strategic-merge failures with a 500; those
+    are the client's fault, so they are 422 here."""
+    code = 422 if exc.code >= 500 else exc.code
+    reason = exc.reason or "Invalid"
+    message = exc.status_message if exc.code < 500 else exc.message
+    details = {"causes": [{"reason": "UnexpectedServerResponse", "message": exc.message}]}
+    return errors.ApiError(code, reason, message, details=details)
+
+
+def _merge_schema(res: Resource) -> patch.MergeSchema:
+    return patch.schema_for_kind(res.api_version, res.kind) or patch.EMPTY_SCHEMA
+
+
 def apply_patch(res: Resource, current: Obj, patch_type: str, body: Any) -> Obj:
     """The object ``body`` (of ``patch_type``) makes of ``current``."""
     try:
         if patch_type == codec.MERGE_PATCH:
+            patch.validate_merge_patch(body)
             result = patch.json_merge_patch(current, body)
         elif patch_type == codec.JSON_PATCH:
             result = patch.json_patch(current, body)
         elif patch_type == codec.STRATEGIC_PATCH:
             if not patch.supports_strategic_merge(res.api_version, res.kind):
-                raise errors.unsupported_media_type("application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml")
-            result = patch.strategic_merge_patch(current, body, patch.schema_for(res.api_version, res.kind))
+                raise errors.unsupported_media_type(
+                    "application/json-patch+json, application/merge-patch+json, "
+                    "application/apply-patch+yaml")
+            result = patch.strategic_merge_patch(current, body, _merge_schema(res))
         else:
             # Server-side apply, approximated until field ownership arrives: the applied
             # configuration is merged into the live object as a strategic merge patch.
             if not isinstance(body, dict):
                 raise errors.bad_request("an apply patch must be an object")
             body = {k: v for k, v in body.items() if k not in ("apiVersion", "kind")}
-            schema = patch.schema_for(res.api_version, res.kind)
-            result = patch.strategic_merge_patch(current, body, schema)
+            result = patch.strategic_merge_patch(current, body, _merge_schema(res))
     except patch.PatchError as exc:
-        reason = {400: "BadRequest", 409: "Conflict", 415: "UnsupportedMediaType"}.get(exc.code, "Invalid")
-        raise errors.ApiError(exc.code, reason, str(exc)) from None
+        raise patch_failure(exc) from None
     if not isinstance(result, dict):
         raise errors.ApiError(422, "Invalid", "the patch did not produce an object")
     return result
@@ -163,7 +179,7 @@ async def patch_resource(ctx: ApiContext, res: Resource, namespace: str, name: s
                     return patch.json_patch(scale, body)
                 return patch.json_merge_patch(scale, body)
             except patch.PatchError as exc:
-                raise errors.ApiError(exc.code, "Invalid", str(exc)) from None
+                raise patch_failure(exc) from None
         return await _write_scale(ctx, res, namespace, name, patched_scale, dry_run), False
     return await patch_object(ctx, res, namespace, name, sub, patch_type, body,
                               dry_run=dry_run, force=force)
