@@ -190,6 +190,14 @@ class Catalogue:
     def by_kind(self, group: str, version: str, kind: str) -> Resource | None:
         return self._by_gvk.get((group, version, kind))
 
+    def resource(self, api_version: str, plural: str) -> Resource:
+        """``resource("apps/v1", "deployments")``; KeyError when it is not served."""
+        group, _, version = api_version.rpartition("/")
+        found = self._by_gvr.get((group, version, plural))
+        if found is None:
+            raise KeyError(f"{api_version} {plural}")
+        return found
+
     def in_group_version(self, group: str, version: str) -> list[Resource]:
         return [r for r in self.resources if r.group == group and r.version == version]
 
