@@ -25,6 +25,7 @@ class ServerSettings:
     advertise_address: str = ""
     min_request_timeout: int = 1800
     compaction_interval: float = 300.0
+    event_ttl: float = 3600.0
     extra_sans: list[str] = field(default_factory=list)
 
     @property

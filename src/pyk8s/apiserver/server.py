@@ -12,12 +12,13 @@ import logging
 import socket
 import ssl
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
 from aiohttp import web
 
-from pyk8s.apiserver import codec, handlers, rest
+from pyk8s.apiserver import codec, eventttl, handlers, rest
 from pyk8s.apiserver.context import ApiContext, ServerSettings
 from pyk8s.apiserver.discovery import Discovery
 from pyk8s.apiserver.http import boundary, raw_response
@@ -182,6 +183,7 @@ class ApiServer:
         self.store: Store | None = None
         self.ctx: ApiContext | None = None
         self._runner: web.AppRunner | None = None
+        self._background: list[asyncio.Task[None]] = []
         self.kubeconfig_path = settings.data_dir / "kubeconfig"
 
     @property
@@ -200,6 +202,8 @@ class ApiServer:
         await cache.start()
         self.ctx = ApiContext(settings, self.store, cache)
         await bootstrap_objects(self.ctx)
+        self._background.append(asyncio.create_task(
+            eventttl.run(self.ctx, timedelta(seconds=settings.event_ttl)), name="event-ttl"))
         app = build_app(self.ctx)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      shutdown_timeout=1.0)
@@ -209,6 +213,8 @@ class ApiServer:
         await site.start()
 
     async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
         if self.ctx is not None:
             await self.ctx.cache.stop()
         if self._runner is not None:
