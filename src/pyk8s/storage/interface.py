@@ -60,7 +60,18 @@ class WatchEvent:
 
 
 class StorageError(Exception):
-    """Base of the store's errors; backend exceptions are translated into these."""
+    """Base of the store's errors; backend exceptions are translated into these.
+
+    ::
+
+        StorageError                  I/O failures, a closed store, a backend's own errors
+        ├── KeyExistsError            create() lost: the key exists          (API: 409)
+        ├── KeyNotFoundError          update()/delete() of a missing key     (API: 404)
+        ├── RevisionMismatchError     a conditional write lost a race        (API: 409)
+        ├── CompactedError            read/watch below the compaction point  (API: 410)
+        ├── FutureRevisionError       read above the current revision        (API: 504 / retry)
+        └── WatchOverflowError        a slow watcher was cut off: re-list    (API: ends watch)
+    """
 
 
 class KeyExistsError(StorageError):
@@ -106,6 +117,20 @@ class FutureRevisionError(StorageError):
         self.current = current
 
 
+class WatchOverflowError(StorageError):
+    """A watcher fell so far behind live changes that its bounded buffer overflowed.
+
+    The watch has ended (it is raised by ``__anext__`` instead of the next event) so that a
+    slow consumer never holds up writers or grows memory without bound. The consumer re-lists
+    and watches again from the list's revision, as a Kubernetes client does after a watch
+    ends."""
+
+    def __init__(self, prefix: str, limit: int) -> None:
+        super().__init__(f"watch on {prefix!r} fell more than {limit} events behind")
+        self.prefix = prefix
+        self.limit = limit
+
+
 class Store(Protocol):
     """A revisioned key-value store with watch (the etcd contract)."""
 
@@ -138,7 +163,9 @@ class Store(Protocol):
         ...
 
     async def update(self, key: str, value: bytes, *, expected_revision: int) -> KeyValue:
-        """Update-if-revision. Raises KeyNotFoundError or RevisionMismatchError."""
+        """Update-if-revision. Raises KeyNotFoundError or RevisionMismatchError.
+        ``expected_revision=0`` updates whatever version exists (still KeyNotFoundError if
+        none does)."""
         ...
 
     async def delete(self, key: str, *, expected_revision: int = 0) -> KeyValue:
@@ -150,7 +177,12 @@ class Store(Protocol):
     def watch(self, prefix: str, *, from_revision: int) -> AsyncIterator[WatchEvent]:
         """Every change under ``prefix`` with revision >= ``from_revision`` in revision order,
         then live changes until the iterator is closed. Raises CompactedError (on the first
-        ``__anext__``) when ``from_revision`` is below the compacted revision."""
+        ``__anext__``) when ``from_revision`` is below the compacted revision, or later if a
+        compaction overtakes the replay of history. ``from_revision=0`` means "from now": only changes after the current revision.
+        The iterator ends (StopAsyncIteration) when the store closes, and raises
+        WatchOverflowError when its consumer falls too far behind. Backends' iterators also
+        have ``aclose()`` (as async generators do) to end a watch early; an abandoned one is
+        released when it is garbage-collected."""
         ...
 
     async def compact(self, revision: int) -> None:
