@@ -26,7 +26,8 @@ from pyk8s.apiserver.openapi import OpenAPI
 from pyk8s.apiserver.watchcache import WatchCache
 from pyk8s.machinery import errors
 from pyk8s.machinery.resources import CATALOGUE
-from pyk8s.pki import certs, kubeconfig
+from pyk8s.pki import kubeconfig
+from pyk8s.pki.keypair import KeyPair
 from pyk8s.storage import Store, open_store
 
 log = logging.getLogger("pyk8s.apiserver")
@@ -48,9 +49,9 @@ BOOT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 @dataclass(frozen=True)
 class Pki:
-    ca: certs.KeyPair
-    serving: certs.KeyPair
-    admin: certs.KeyPair
+    ca: KeyPair
+    serving: KeyPair
+    admin: KeyPair
     directory: Path
 
 
@@ -64,11 +65,18 @@ def ensure_pki(settings: ServerSettings) -> Pki:
     serving certificate is re-issued when the names it must cover change."""
     directory = settings.data_dir / "pki"
     directory.mkdir(parents=True, exist_ok=True)
+
+    def issuer():  # type: ignore[no-untyped-def]
+        # Imported only when something must be generated: it costs ~100 ms of start-up.
+        from pyk8s.pki import certs
+
+        return certs
+
     ca_crt, ca_key = directory / "ca.crt", directory / "ca.key"
     if ca_crt.exists() and ca_key.exists():
-        ca = certs.KeyPair.read(ca_crt, ca_key)
+        ca = KeyPair.read(ca_crt, ca_key)
     else:
-        ca = certs.create_ca("pyk8s-ca")
+        ca = issuer().create_ca("pyk8s-ca")
         ca.write(ca_crt, ca_key)
     hosts = ["127.0.0.1", "localhost", socket.gethostname(), settings.bind_address,
              _server_host(settings), settings.kubernetes_service_ip, "kubernetes",
@@ -78,16 +86,16 @@ def ensure_pki(settings: ServerSettings) -> Pki:
     sans_file = directory / "apiserver.sans"
     srv_crt, srv_key = directory / "apiserver.crt", directory / "apiserver.key"
     if srv_crt.exists() and sans_file.exists() and sans_file.read_text() == "\n".join(hosts):
-        serving = certs.KeyPair.read(srv_crt, srv_key)
+        serving = KeyPair.read(srv_crt, srv_key)
     else:
-        serving = certs.issue_serving(ca, "kube-apiserver", hosts)
+        serving = issuer().issue_serving(ca, "kube-apiserver", hosts)
         serving.write(srv_crt, srv_key)
         sans_file.write_text("\n".join(hosts))
     adm_crt, adm_key = directory / "admin.crt", directory / "admin.key"
     if adm_crt.exists() and adm_key.exists():
-        admin = certs.KeyPair.read(adm_crt, adm_key)
+        admin = KeyPair.read(adm_crt, adm_key)
     else:
-        admin = certs.issue_client(ca, "kubernetes-admin", ["system:masters"])
+        admin = issuer().issue_client(ca, "kubernetes-admin", ["system:masters"])
         admin.write(adm_crt, adm_key)
     return Pki(ca, serving, admin, directory)
 

@@ -88,36 +88,33 @@ async def serve_watch(
     await response.prepare(request)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    next_bookmark = loop.time() + BOOKMARK_INTERVAL
     first_table = True
+    events = watcher.events
     try:
         while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+            now = loop.time()
+            if now >= deadline:
                 break
-            try:
-                event = await asyncio.wait_for(watcher.queue.get(), min(remaining, BOOKMARK_INTERVAL))
-            except TimeoutError:
-                if bookmarks and loop.time() < deadline:
-                    await response.write(_bookmark(res, ctx.cache.revision))
-                continue
-            if event is None:
+            await watcher.wait(min(deadline, next_bookmark) - now)
+            if events:
+                chunks = []
+                while events and len(chunks) < 256:
+                    event = events.popleft()
+                    if negotiated.table:
+                        chunks.append(_table_event(res, event, include, first_table))
+                        first_table = False
+                    else:
+                        chunks.append(b'{"type":"%s","object":%s}\n' % (event.type.encode(), event.obj.raw))
+                await response.write(b"".join(chunks))
+                next_bookmark = loop.time() + BOOKMARK_INTERVAL
+            elif watcher.closed:
                 break
-            chunks = []
-            closed = False
-            while event is not None:
-                if negotiated.table:
-                    chunks.append(_table_event(res, event, include, first_table))
-                    first_table = False
-                else:
-                    chunks.append(b'{"type":"%s","object":%s}\n' % (event.type.encode(), event.obj.raw))
-                if watcher.queue.empty() or len(chunks) >= 256:
-                    break
-                event = watcher.queue.get_nowait()
-                if event is None:
-                    closed = True
-            await response.write(b"".join(chunks))
-            if closed:
-                break
+            elif bookmarks and loop.time() >= next_bookmark:
+                await response.write(_bookmark(res, ctx.cache.revision))
+                next_bookmark = loop.time() + BOOKMARK_INTERVAL
+            elif loop.time() >= next_bookmark:
+                next_bookmark = loop.time() + BOOKMARK_INTERVAL
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:

@@ -11,7 +11,7 @@ MiB rather than hundreds.
 
 Concurrency: everything runs on the event loop thread. Registering a watcher and copying the
 ring's events to it happen without an ``await`` in between, so no event can fall between the
-replay and the live stream. A watcher whose queue overflows (a client that does not read) is
+replay and the live stream. A watcher whose buffer overflows (a client that does not read) is
 ended; the client re-watches, as with upstream's cacher.
 
 Not done here: historical reads (``resourceVersionMatch=Exact``, continue tokens of a list
@@ -68,13 +68,17 @@ Matcher = Callable[[CachedObject], bool]
 
 
 class Watcher:
-    """One client's watch: a filter and a bounded queue of events for it."""
+    """One client's watch: a filter and a bounded buffer of events for it.
+
+    The buffer is a deque and the reader sleeps on one future only when it is empty, so a
+    busy watch costs no task or timer per event."""
 
     def __init__(self, namespace: str | None, matches: Matcher) -> None:
         self.namespace = namespace
         self.matches = matches
-        self.queue: asyncio.Queue[CacheEvent | None] = asyncio.Queue(WATCHER_QUEUE)
+        self.events: deque[CacheEvent] = deque()
         self.closed = False
+        self._waiter: asyncio.Future[None] | None = None
 
     def _visible(self, obj: CachedObject | None) -> bool:
         if obj is None:
@@ -84,7 +88,7 @@ class Watcher:
         return self.matches(obj)
 
     def offer(self, event: CacheEvent) -> None:
-        """Queue what this watcher sees of ``event``: an object entering or leaving the
+        """Buffer what this watcher sees of ``event``: an object entering or leaving the
         selection is ADDED or DELETED for this watcher, as upstream's cacher does."""
         if self.closed:
             return
@@ -102,22 +106,38 @@ class Watcher:
             out = CacheEvent("DELETED", event.revision, event.obj, event.prev)
         else:
             return
+        if len(self.events) >= WATCHER_QUEUE:
+            self.close()  # a client that does not read: end its watch, it will re-watch
+            return
+        self.events.append(out)
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self, timeout: float) -> None:
+        """Return when events are buffered, the watch is closed, or ``timeout`` passed."""
+        if self.events or self.closed:
+            return
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout, _settle, waiter)
         try:
-            self.queue.put_nowait(out)
-        except asyncio.QueueFull:
-            self.close()
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
 
     def close(self) -> None:
-        if self.closed:
-            return
         self.closed = True
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(None)
-        if self.queue.full():
-            # Make room for the end marker so the reader wakes up and stops.
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self.queue.get_nowait()
-            self.queue.put_nowait(None)
+        self._wake()
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class ResourceCache:
@@ -337,7 +357,7 @@ class WatchCache:
 
     def unwatch(self, resource: Resource, watcher: Watcher) -> None:
         self.cache_for(resource).watchers.discard(watcher)
-        watcher.closed = True
+        watcher.close()
 
 
 def _prefix_of(key: str) -> str:

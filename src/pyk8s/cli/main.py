@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -32,6 +33,10 @@ def _serve(args: argparse.Namespace) -> int:
     async def run() -> None:
         server = ApiServer(settings)
         await server.start()
+        # Everything allocated so far lives as long as the process: keep it out of the
+        # collector's full passes, which otherwise stall requests for 50-80 ms.
+        gc.collect()
+        gc.freeze()
         print(f"pyk8s: API server ready at {server.url} "
               f"({time.monotonic() - started:.2f}s)", flush=True)
         print(f"pyk8s: kubeconfig written to {server.kubeconfig_path}", flush=True)

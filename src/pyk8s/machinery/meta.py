@@ -7,6 +7,7 @@ Messages are worded as apimachinery's ``validation`` package words them, because
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -52,8 +53,18 @@ def path_segment_errors(name: str) -> list[str]:
     return [f"may not contain '{c}'" for c in ("/", "%") if c in name]
 
 
+_last_second: tuple[int, str] = (0, "")
+
+
 def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current time at second precision, formatted once per second (it is on every
+    write's path)."""
+    global _last_second
+    now = time.time()
+    second = int(now)
+    if _last_second[0] != second:
+        _last_second = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return _last_second[1]
 
 
 def rfc3339(moment: datetime) -> str:

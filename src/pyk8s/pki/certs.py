@@ -10,38 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
-from dataclasses import dataclass
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from pyk8s.pki.keypair import KeyPair
+
 CA_VALIDITY = dt.timedelta(days=3650)
 LEAF_VALIDITY = dt.timedelta(days=365)
-
-
-@dataclass(frozen=True)
-class KeyPair:
-    cert_pem: bytes
-    key_pem: bytes
-
-    @property
-    def cert(self) -> x509.Certificate:
-        return x509.load_pem_x509_certificate(self.cert_pem)
-
-    def write(self, cert_path: Path, key_path: Path) -> None:
-        cert_path.parent.mkdir(parents=True, exist_ok=True)
-        cert_path.write_bytes(self.cert_pem)
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(self.key_pem)
-
-    @classmethod
-    def read(cls, cert_path: Path, key_path: Path) -> KeyPair:
-        return cls(cert_path.read_bytes(), key_path.read_bytes())
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:
@@ -93,7 +71,7 @@ def _issue(
     usages: list[x509.ObjectIdentifier],
     sans: list[x509.GeneralName] | None = None,
 ) -> KeyPair:
-    ca_cert = ca.cert
+    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     key = _new_key()

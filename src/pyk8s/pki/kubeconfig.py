@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from pyk8s.pki.certs import KeyPair
+from pyk8s.pki.keypair import KeyPair
 
 
 def _b64(data: bytes) -> str:
