@@ -4,6 +4,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+
 from tests.cluster import Cluster
 
 
