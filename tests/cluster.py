@@ -6,6 +6,7 @@ real ``kubectl`` and the official Python client.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -23,7 +24,13 @@ def free_port() -> int:
 
 
 class Cluster:
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    """``command`` is ``apiserver`` (the API server alone: nothing acts on objects, which
+    API tests rely on) or ``server`` (the whole one-node cluster)."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, *, command: str = "apiserver",
+                 extra_args: tuple[str, ...] = ()) -> None:
+        self.command = command
+        self.extra_args = extra_args
         self.data_dir = data_dir
         self.port = port or free_port()
         self.kubeconfig = data_dir / "kubeconfig"
@@ -39,8 +46,8 @@ class Cluster:
         offset = log.tell()
         started = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pyk8s.cli.main", "server", "--data-dir", str(self.data_dir),
-             "--port", str(self.port)],
+            [sys.executable, "-m", "pyk8s.cli.main", self.command, "--data-dir",
+             str(self.data_dir), "--port", str(self.port), *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = started + timeout
@@ -65,6 +72,22 @@ class Cluster:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+    def kill_workloads(self) -> None:
+        """Containers outlive their kubelet by design (as with containerd's shims): a test
+        that is done with a cluster ends them itself."""
+        marker = str(self.data_dir).encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+                environ_dir = os.readlink(entry / "cwd").encode()
+            except OSError:
+                continue
+            if marker in cmdline or environ_dir.startswith(marker):
+                with contextlib.suppress(OSError):
+                    os.kill(int(entry.name), signal.SIGKILL)
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)

@@ -26,6 +26,7 @@ class ServerSettings:
     min_request_timeout: int = 1800
     compaction_interval: float = 300.0
     event_ttl: float = 3600.0
+    kubelet_scheme: str = "http"  # node servers speak plain HTTP until they get certificates
     extra_sans: list[str] = field(default_factory=list)
 
     @property

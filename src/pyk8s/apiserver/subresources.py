@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from pyk8s.apiserver import codec, objects, rest
+from pyk8s.apiserver import codec, nodeproxy, objects, rest
 from pyk8s.apiserver.context import ApiContext
 from pyk8s.apiserver.http import User, json_response, may_do_anything, success_status
 from pyk8s.apiserver.objects import Obj
@@ -273,14 +273,18 @@ async def virtual_create(request: web.Request, ctx: ApiContext, res: Resource, n
     raise errors.method_not_supported(res.group, res.plural, "create")
 
 
-async def streaming(request: web.Request, ctx: ApiContext, target: Any) -> web.Response:
-    """logs, exec, attach, port-forward and node proxy are served by a node agent; none is
-    attached to this server yet, so the answer says so instead of pretending."""
+async def streaming(request: web.Request, ctx: ApiContext, target: Any) -> web.StreamResponse:
+    """Subresources a node serves: logs are proxied to the pod's kubelet; exec, attach,
+    port-forward and node proxy are not served yet, and the answer says so."""
     res, ns, name, sub = target.resource, target.namespace or "", target.name, target.subresource
     if not name:
         raise errors.method_not_supported(res.group, f"{res.plural}/{sub}", "get")
+    if res.kind == "Pod" and sub == "log":
+        if request.method != "GET":
+            raise errors.method_not_supported(res.group, "pods/log", request.method.lower())
+        return await nodeproxy.pod_logs(request, ctx, res, ns, name)
     obj = await rest.get(ctx, res, ns, name)
     if res.kind == "Pod" and not (obj.get("spec") or {}).get("nodeName"):
         raise errors.bad_request(f"pod {name} does not have a host assigned")
-    raise errors.ApiError(503, "ServiceUnavailable",
-                          f"{res.plural}/{sub} needs a node agent, which this cluster does not run yet")
+    raise errors.ApiError(501, "NotImplemented",
+                          f"{res.plural}/{sub} is not served by this cluster yet")

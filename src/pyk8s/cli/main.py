@@ -18,9 +18,9 @@ from pathlib import Path
 
 def _serve(args: argparse.Namespace) -> int:
     from pyk8s.apiserver.context import ServerSettings
-    from pyk8s.apiserver.server import ApiServer
+    from pyk8s.cli.cluster import COMPONENTS, Cluster, ClusterSettings
 
-    settings = ServerSettings(
+    api = ServerSettings(
         data_dir=Path(args.data_dir).resolve(),
         bind_address=args.bind_address,
         port=args.port,
@@ -28,17 +28,36 @@ def _serve(args: argparse.Namespace) -> int:
         service_cidr=args.service_cluster_ip_range,
         advertise_address=args.advertise_address or "",
     )
+    if args.command == "apiserver":
+        components: tuple[str, ...] = ()
+    else:
+        disabled = {c.strip() for c in (args.disable or "").split(",") if c.strip()}
+        unknown = disabled - set(COMPONENTS)
+        if unknown:
+            print(f"pyk8s: unknown component(s) to disable: {', '.join(sorted(unknown))}; "
+                  f"known: {', '.join(COMPONENTS)}", file=sys.stderr)
+            return 2
+        components = tuple(c for c in COMPONENTS if c not in disabled)
+    settings = ClusterSettings(api=api, components=components,
+                               runtime=getattr(args, "runtime", "process"),
+                               node_name=getattr(args, "node_name", "") or "",
+                               kubelet_port=getattr(args, "kubelet_port", 10250))
     started = time.monotonic()
 
     async def run() -> None:
-        server = ApiServer(settings)
-        await server.start()
+        cluster = Cluster(settings)
+        await cluster.start()
         # Everything allocated so far lives as long as the process: keep it out of the
         # collector's full passes, which otherwise stall requests for 50-80 ms.
         gc.collect()
         gc.freeze()
+        server = cluster.api
         print(f"pyk8s: API server ready at {server.url} "
               f"({time.monotonic() - started:.2f}s)", flush=True)
+        if components:
+            print(f"pyk8s: running {', '.join(components)}"
+                  + (f" (runtime: {settings.runtime})" if "kubelet" in components else ""),
+                  flush=True)
         print(f"pyk8s: kubeconfig written to {server.kubeconfig_path}", flush=True)
         print(f"pyk8s: export KUBECONFIG={server.kubeconfig_path}", flush=True)
         stop = asyncio.Event()
@@ -47,7 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         print("pyk8s: shutting down", flush=True)
-        await server.stop()
+        await cluster.stop()
 
     try:
         import uvloop
@@ -67,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyk8s", description="Kubernetes, written in Python.")
     parser.add_argument("-v", "--verbose", action="count", default=0)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in (("server", "run a one-node cluster (today: the API server)"),
-                            ("apiserver", "run the API server")):
+    for name, help_text in (("server", "run a one-node cluster: API server, controller manager, "
+                                       "scheduler and a kubelet"),
+                            ("apiserver", "run the API server alone")):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--data-dir", default="./data", help="state, PKI and kubeconfig")
         p.add_argument("--bind-address", default="127.0.0.1")
@@ -77,6 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--storage", default="",
                        help="store URL (default sqlite:///<data-dir>/state.db)")
         p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
+        if name == "server":
+            p.add_argument("--disable", default="",
+                           help="comma-separated components not to run: "
+                                "controller-manager, scheduler, kubelet")
+            p.add_argument("--runtime", default="process",
+                           help="container runtime of the kubelet (process: host processes, "
+                                "no isolation)")
+            p.add_argument("--node-name", default="")
+            p.add_argument("--kubelet-port", type=int, default=10250)
         p.set_defaults(func=_serve)
     return parser
 
