@@ -1,0 +1,172 @@
+"""The scheduler's cache: every node and the pods on it, including pods it has *assumed*.
+
+Fed by the node and pod informers (bound pods only; pending pods live in the queue). When a
+cycle picks a node, the pod is **assumed** there at once: its requests, ports and affinity
+count on the node for the next cycle, although the binding is still in flight and its watch
+event has not arrived. Then:
+
+- the pod's informer event (``spec.nodeName`` set) *confirms* the assumption;
+- a failed binding *forgets* it (the resources are free again);
+- an assumption whose binding finished but whose event never came *expires* after
+  ``ttl`` seconds (0: never), so a lost event cannot leak capacity forever.
+
+Terminal pods (``Succeeded``/``Failed``) hold no resources and are not kept. A node deleted
+while pods are still on it keeps an entry without a Node until they go (upstream does the
+same), but only nodes with a Node object are offered to cycles.
+
+Concurrency: one event loop; the cache is mutated only by informer callbacks and the
+scheduling loop, never during a cycle's synchronous filter/score phase. Objects from the
+informers are shared and never mutated.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pyk8s.client.clock import SYSTEM_CLOCK, Clock
+from pyk8s.scheduler.nodeinfo import NodeInfo, PodInfo, Snapshot
+
+__all__ = ["Cache", "is_terminal"]
+
+Obj = Mapping[str, Any]
+log = logging.getLogger("pyk8s.scheduler")
+
+
+def is_terminal(pod: Obj) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+@dataclass
+class _PodState:
+    info: PodInfo
+    node: str
+    assumed: bool = False
+    deadline: float | None = None  # set once an assumed pod's binding finished
+
+
+class Cache:
+    """Node infos keyed by node name, plus where each known pod is."""
+
+    def __init__(self, clock: Clock = SYSTEM_CLOCK, ttl: float = 30.0) -> None:
+        self.clock = clock
+        self.ttl = ttl
+        self._nodes: dict[str, NodeInfo] = {}
+        self._pods: dict[str, _PodState] = {}
+        self._node_list: list[NodeInfo] | None = None
+
+    # --- nodes ---------------------------------------------------------------------------
+
+    def add_node(self, node: Obj) -> NodeInfo:
+        name = (node.get("metadata") or {}).get("name") or ""
+        info = self._nodes.get(name)
+        if info is None:
+            info = self._nodes[name] = NodeInfo()
+        had_node = info.node is not None
+        info.set_node(node)
+        if not had_node:
+            self._node_list = None
+        return info
+
+    def update_node(self, old: Obj, new: Obj) -> NodeInfo:
+        return self.add_node(new)
+
+    def remove_node(self, node: Obj) -> None:
+        name = (node.get("metadata") or {}).get("name") or ""
+        info = self._nodes.get(name)
+        if info is None:
+            return
+        if info.pods:
+            info.node = None
+        else:
+            del self._nodes[name]
+        self._node_list = None
+
+    def node_info(self, name: str) -> NodeInfo | None:
+        return self._nodes.get(name)
+
+    # --- pods from the informer (bound) ------------------------------------------------
+
+    def add_pod(self, pod: Obj) -> None:
+        if is_terminal(pod):
+            self.remove_pod(pod)
+            return
+        info = PodInfo(pod)
+        node = (pod.get("spec") or {}).get("nodeName") or ""
+        current = self._pods.get(info.uid)
+        if current is not None:
+            self._node(current.node).remove_pod(info.uid)
+        self._node(node).add_pod(info)
+        self._pods[info.uid] = _PodState(info, node)
+
+    def update_pod(self, old: Obj, new: Obj) -> None:
+        self.add_pod(new)
+
+    def remove_pod(self, pod: Obj) -> None:
+        uid = PodInfo(pod).uid
+        state = self._pods.pop(uid, None)
+        if state is not None:
+            self._detach(uid, state.node)
+
+    # --- assumptions -------------------------------------------------------------------
+
+    def assume_pod(self, info: PodInfo, node: str) -> PodInfo:
+        """Count the pod on ``node`` now; returns the pod as bound there."""
+        if info.uid in self._pods:
+            raise ValueError(f"pod {info.key} is in the cache, so can't be assumed")
+        bound = info.with_node(node)
+        self._node(node).add_pod(bound)
+        self._pods[info.uid] = _PodState(bound, node, assumed=True)
+        return bound
+
+    def finish_binding(self, uid: str) -> None:
+        state = self._pods.get(uid)
+        if state is not None and state.assumed:
+            state.deadline = self.clock.monotonic() + self.ttl if self.ttl > 0 else None
+
+    def forget_pod(self, uid: str) -> None:
+        state = self._pods.get(uid)
+        if state is not None and state.assumed:
+            del self._pods[uid]
+            self._detach(uid, state.node)
+
+    def is_assumed(self, uid: str) -> bool:
+        state = self._pods.get(uid)
+        return state is not None and state.assumed
+
+    def cleanup_expired(self) -> int:
+        now = self.clock.monotonic()
+        expired = [uid for uid, s in self._pods.items()
+                   if s.assumed and s.deadline is not None and s.deadline <= now]
+        for uid in expired:
+            log.warning("assumed pod expired pod=%s node=%s", self._pods[uid].info.key,
+                        self._pods[uid].node)
+            self.forget_pod(uid)
+        return len(expired)
+
+    # --- views ---------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        if self._node_list is None:
+            self._node_list = [n for n in self._nodes.values() if n.node is not None]
+        return Snapshot(self._node_list)
+
+    def pod_count(self) -> int:
+        return len(self._pods)
+
+    def _node(self, name: str) -> NodeInfo:
+        info = self._nodes.get(name)
+        if info is None:
+            info = self._nodes[name] = NodeInfo()
+            info.name = name
+        return info
+
+    def _detach(self, uid: str, node: str) -> None:
+        info = self._nodes.get(node)
+        if info is None:
+            return
+        info.remove_pod(uid)
+        if info.node is None and not info.pods:
+            del self._nodes[node]
