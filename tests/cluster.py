@@ -6,7 +6,6 @@ real ``kubectl`` and the official Python client.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -75,22 +74,14 @@ class Cluster:
 
     def kill_workloads(self) -> None:
         """Containers outlive their kubelet by design (as with containerd's shims): a test
-        that is done with a cluster ends them itself."""
-        marker = str(self.data_dir).encode()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-                environ_dir = os.readlink(entry / "cwd").encode()
-            except OSError:
-                continue
-            if marker in cmdline or environ_dir.startswith(marker):
-                with contextlib.suppress(OSError):
-                    os.kill(int(entry.name), signal.SIGKILL)
+        that is done with a cluster ends them through the runtime, as ``pyk8s reset`` would."""
+        import asyncio
 
-    def kill(self) -> None:
-        self.stop(signal.SIGKILL)
+        from pyk8s.runtime import open_runtime, remove_everything
+
+        state_dir = self.data_dir / "kubelet" / "runtime"
+        if state_dir.exists():
+            asyncio.run(remove_everything(open_runtime("process", state_dir=state_dir)))
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
                 timeout: float = 60) -> subprocess.CompletedProcess[str]:

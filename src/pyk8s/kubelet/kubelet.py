@@ -1,0 +1,226 @@
+"""The kubelet: the node agent that runs the pods the scheduler bound to this node.
+
+``Kubelet(client, settings, runtime).run()`` does, concurrently and until cancelled:
+
+* registers the Node (capacity from the machine, addresses, nodeInfo), then keeps its status
+  fresh every ``node_status_update_frequency`` (written when something changed, and at least
+  every ``node_status_report_frequency``) -- see :mod:`nodestatus`;
+* renews the node Lease every ``lease duration / 4`` -- see :mod:`lease`;
+* watches *only its own pods* (``fieldSelector=spec.nodeName=<node>``) and hands each pod UID
+  to one :class:`~pyk8s.kubelet.podworker.PodWorker`;
+* removes what the runtime still has for pods that no longer exist (after a restart, or a
+  force deletion while the kubelet was down);
+* optionally serves container logs (:mod:`server`).
+
+Cancelling ``run()`` stops the kubelet, not the pods: containers keep running under their
+supervisors, and the next kubelet over the same root directory re-adopts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from pyk8s.client import ApiClient, ApiError, Informer
+from pyk8s.client.clock import SYSTEM_CLOCK, Clock
+from pyk8s.kubelet import nodestatus
+from pyk8s.kubelet.backoff import Backoff
+from pyk8s.kubelet.events import EventRecorder
+from pyk8s.kubelet.lease import NodeLease
+from pyk8s.kubelet.podworker import PodWorker, WorkerContext
+from pyk8s.kubelet.settings import KubeletSettings
+from pyk8s.kubelet.volumes import VolumeManager
+from pyk8s.machinery.resources import CATALOGUE
+from pyk8s.runtime import Runtime
+
+log = logging.getLogger("pyk8s.kubelet")
+NODES = CATALOGUE.resource("v1", "nodes")
+PODS = CATALOGUE.resource("v1", "pods")
+Obj = dict[str, Any]
+ORPHAN_SWEEP_SECONDS = 60.0
+
+
+class Kubelet:
+    def __init__(self, client: ApiClient, settings: KubeletSettings, runtime: Runtime, *,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self.client = client
+        self.settings = settings
+        self.runtime = runtime
+        self.clock = clock
+        self.node_ip = settings.resolved_node_ip()
+        self.workers: dict[str, PodWorker] = {}
+        self.node_uid = ""
+        self.informer: Informer | None = None
+        self._machine: nodestatus.MachineInfo | None = None
+        self._last_node_status: Obj | None = None
+        self._last_report = -1e18
+        self._ctx: WorkerContext | None = None
+        self.registered = asyncio.Event()
+
+    # ---- node -------------------------------------------------------------------------------
+
+    def _runtime_version(self) -> str:
+        return self.runtime.info().version
+
+    async def register_node(self) -> None:
+        """Create the Node, or adopt the existing one (labels refreshed); retried until the
+        API server answers."""
+        assert self._machine is not None
+        body = nodestatus.node_object(self._machine, self.settings, self.node_ip,
+                                      self._runtime_version(), self.clock.now())
+        delay = 0.2
+        while True:
+            try:
+                try:
+                    node = await self.client.create(NODES, body)
+                except ApiError as exc:
+                    if exc.code != 409:
+                        raise
+                    node = await self.client.patch(
+                        NODES, None, self.settings.node_name,
+                        {"metadata": {"labels": body["metadata"]["labels"]}})
+                self.node_uid = node["metadata"].get("uid", "")
+                await self.update_node_status(force=True)
+                log.info("node registered node=%s ip=%s runtime=%s", self.settings.node_name,
+                         self.node_ip, self.runtime.info().isolation)
+                self.registered.set()
+                return
+            except ApiError as exc:
+                log.warning("node registration failed node=%s: %s", self.settings.node_name, exc)
+                await self.clock.sleep(delay)
+                delay = min(delay * 2, 7.0)
+
+    async def update_node_status(self, force: bool = False) -> None:
+        assert self._machine is not None
+        node = await self.client.get(NODES, None, self.settings.node_name)
+        previous = (node.get("status") or {}).get("conditions") or []
+        status = nodestatus.node_status(self._machine, self.settings, self.node_ip,
+                                        self._runtime_version(), previous, self.clock.now())
+        comparable = _without_heartbeats(status)
+        due = self.clock.monotonic() - self._last_report >= \
+            self.settings.node_status_report_frequency
+        if not force and not due and comparable == self._last_node_status \
+                and _without_heartbeats(node.get("status") or {}) == comparable:
+            return
+        await self.client.patch(NODES, None, self.settings.node_name, {"status": status},
+                                subresource="status")
+        self._last_node_status = comparable
+        self._last_report = self.clock.monotonic()
+
+    async def _node_status_loop(self) -> None:
+        while True:
+            await self.clock.sleep(self.settings.node_status_update_frequency)
+            try:
+                await self.update_node_status()
+            except ApiError as exc:
+                if exc.code == 404:  # someone deleted our Node: register again
+                    await self.register_node()
+                else:
+                    log.warning("node status update failed: %s", exc)
+
+    # ---- pods -------------------------------------------------------------------------------
+
+    def _on_pod(self, pod: Obj) -> None:
+        uid = pod["metadata"].get("uid")
+        if not uid or self._ctx is None:
+            return
+        worker = self.workers.get(uid)
+        if worker is None or worker.finished:
+            worker = PodWorker(self._ctx, pod)
+            self.workers[uid] = worker
+            worker.start()
+        else:
+            worker.update(pod)
+
+    def _on_pod_deleted(self, pod: Obj) -> None:
+        worker = self.workers.get(pod["metadata"].get("uid", ""))
+        if worker is not None:
+            worker.update(None)
+
+    async def _reap_workers(self) -> None:
+        for uid, worker in list(self.workers.items()):
+            if worker.finished:
+                del self.workers[uid]
+
+    async def cleanup_orphans(self) -> None:
+        """Remove sandboxes (and their containers, volumes) of pods the API no longer has."""
+        assert self.informer is not None and self._ctx is not None
+        known = {p["metadata"].get("uid") for p in self.informer.list()}
+        known.update(self.workers)
+        for sb in await self.runtime.list_pod_sandboxes():
+            if sb.config.pod_uid not in known:
+                log.info("removing orphaned sandbox pod=%s/%s uid=%s", sb.config.namespace,
+                         sb.config.name, sb.config.pod_uid)
+                await self.runtime.remove_pod_sandbox(sb.id)
+                self._ctx.volumes.cleanup(sb.config.pod_uid)
+
+    async def _housekeeping(self) -> None:
+        assert self.informer is not None
+        await self.informer.wait_synced()
+        while True:
+            try:
+                await self._reap_workers()
+                await self.cleanup_orphans()
+            except Exception:
+                log.exception("housekeeping")
+            await self.clock.sleep(ORPHAN_SWEEP_SECONDS)
+
+    # ---- run --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        settings = self.settings
+        settings.root_dir.mkdir(parents=True, exist_ok=True)
+        log.info("kubelet starting node=%s root=%s", settings.node_name, settings.root_dir)
+        self._machine = nodestatus.machine_info(settings.root_dir)
+        _, allocatable = nodestatus.capacity(self._machine, settings)
+        recorder = EventRecorder(self.client, settings.node_name, self.clock)
+        self._ctx = WorkerContext(
+            client=self.client, runtime=self.runtime, settings=settings, clock=self.clock,
+            recorder=recorder, backoff=Backoff(self.clock),
+            volumes=VolumeManager(settings.root_dir, self.client.get, allocatable),
+            node_ip=self.node_ip, allocatable=allocatable)
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(recorder.run(), name="events")]
+        try:
+            if settings.register_node:
+                await self.register_node()
+            lease = NodeLease(self.client, settings.node_name,
+                              settings.node_lease_duration_seconds, self.clock, self.node_uid)
+            self.informer = Informer(self.client, PODS,
+                                     field_selector=f"spec.nodeName={settings.node_name}")
+            self.informer.add_handlers(on_add=self._on_pod,
+                                       on_update=lambda _old, new: self._on_pod(new),
+                                       on_delete=self._on_pod_deleted)
+            tasks += [asyncio.create_task(lease.run(), name="lease"),
+                      asyncio.create_task(self._node_status_loop(), name="node-status"),
+                      asyncio.create_task(self.informer.run(), name="pod-informer"),
+                      asyncio.create_task(self._housekeeping(), name="housekeeping")]
+            if settings.server_address:
+                from pyk8s.kubelet.server import serve
+
+                tasks.append(asyncio.create_task(
+                    serve(self, settings.server_address, settings.server_port),
+                    name="node-server"))
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for t in done:
+                if t.exception() is not None:
+                    raise t.exception()  # type: ignore[misc]
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            await asyncio.gather(*(w.stop() for w in self.workers.values()),
+                                 return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await recorder.flush(1.0)
+            log.info("kubelet stopped node=%s", settings.node_name)
+
+
+def _without_heartbeats(status: Obj) -> Obj:
+    out = dict(status)
+    out["conditions"] = [{k: v for k, v in c.items() if k != "lastHeartbeatTime"}
+                         for c in status.get("conditions") or []]
+    return out

@@ -1,0 +1,148 @@
+"""The node server (upstream: the kubelet's port 10250): container logs and exec.
+
+``GET /containerLogs/{namespace}/{pod}/{container}`` with ``follow``, ``tailLines``,
+``timestamps``, ``previous``, ``sinceSeconds``, ``sinceTime`` and ``limitBytes``, answered
+as upstream's kubelet does (plain text, streamed when following). The API server proxies
+``pods/log`` here. ``/exec/{namespace}/{pod}/{container}`` runs a command in a running
+container over WebSocket (:mod:`streaming`). ``/healthz`` answers ``ok``; ``/pods`` lists the
+pods this node runs.
+
+Plain HTTP on a configurable address for now; TLS with client-certificate authentication
+(the API server's kubelet client certificate) comes with the node's serving certificate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from pyk8s.kubelet.logs import LogOptions, follow_log
+from pyk8s.kubelet.status import latest_by_name
+from pyk8s.kubelet.streaming import serve_exec
+from pyk8s.machinery.meta import parse_rfc3339
+from pyk8s.runtime import ContainerState
+
+if TYPE_CHECKING:
+    from pyk8s.kubelet.kubelet import Kubelet
+
+log = logging.getLogger("pyk8s.kubelet.server")
+
+
+def _int(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"invalid {name}: {raw!r}") from None
+
+
+def _bool(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("1", "true", "yes")
+
+
+def make_app(kubelet: Kubelet) -> web.Application:
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def pods(request: web.Request) -> web.Response:
+        items = kubelet.informer.list() if kubelet.informer is not None else []
+        return web.json_response({"kind": "PodList", "apiVersion": "v1", "metadata": {},
+                                  "items": items})
+
+    async def container_logs(request: web.Request) -> web.StreamResponse:
+        ns, name = request.match_info["namespace"], request.match_info["pod"]
+        container = request.match_info["container"]
+        pod = kubelet.informer.get(f"{ns}/{name}") if kubelet.informer is not None else None
+        if pod is None:
+            raise web.HTTPNotFound(text=f'pod "{name}" not found')
+        uid = pod["metadata"]["uid"]
+        runtime = kubelet.runtime
+        sandboxes = [sb.id for sb in await runtime.list_pod_sandboxes()
+                     if sb.config.pod_uid == uid]
+        containers = [c for sb in sandboxes for c in await runtime.list_containers(sb)]
+        latest, previous = latest_by_name(containers).get(container, (None, None))
+        previous_wanted = _bool(request, "previous")
+        target = previous if previous_wanted else latest
+        if target is None:
+            if previous_wanted:
+                raise web.HTTPBadRequest(
+                    text=f'previous terminated container "{container}" in pod "{name}" not found')
+            known = {c["name"] for key in ("containers", "initContainers")
+                     for c in (pod.get("spec") or {}).get(key) or []}
+            if container not in known:
+                raise web.HTTPBadRequest(
+                    text=f'container {container} is not valid for pod {name}')
+            raise web.HTTPBadRequest(
+                text=f'container "{container}" in pod "{name}" is waiting to start: '
+                     "ContainerCreating")
+        since = None
+        seconds = _int(request, "sinceSeconds")
+        if seconds is not None:
+            since = kubelet.clock.now() - timedelta(seconds=seconds)
+        elif request.query.get("sinceTime"):
+            since = parse_rfc3339(request.query["sinceTime"])
+        opts = LogOptions(tail_lines=_int(request, "tailLines"), since=since,
+                          timestamps=_bool(request, "timestamps"),
+                          limit_bytes=_int(request, "limitBytes"),
+                          follow=_bool(request, "follow") and not previous_wanted)
+        cid = target.id
+
+        async def running() -> bool:
+            try:
+                return (await runtime.container_status(cid)).state == ContainerState.RUNNING
+            except Exception:
+                return False
+
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+        try:
+            async for chunk in follow_log(Path(target.log_path), opts, running):
+                await response.write(chunk)
+        except (ConnectionResetError, asyncio.CancelledError):
+            return response
+        await response.write_eof()
+        return response
+
+    async def exec_handler(request: web.Request) -> web.StreamResponse:
+        ns, name = request.match_info["namespace"], request.match_info["pod"]
+        container = request.match_info["container"]
+        pod = kubelet.informer.get(f"{ns}/{name}") if kubelet.informer is not None else None
+        if pod is None:
+            raise web.HTTPNotFound(text=f'pod "{name}" not found')
+        uid = pod["metadata"]["uid"]
+        running = [c for sb in await kubelet.runtime.list_pod_sandboxes()
+                   if sb.config.pod_uid == uid
+                   for c in await kubelet.runtime.list_containers(sb.id)
+                   if c.name == container and c.state == ContainerState.RUNNING]
+        if not running:
+            raise web.HTTPBadRequest(
+                text=f'container "{container}" in pod "{name}" is not running')
+        return await serve_exec(request, kubelet.runtime, running[-1].id)
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/exec/{namespace}/{pod}/{container}", exec_handler)
+    app.router.add_post("/exec/{namespace}/{pod}/{container}", exec_handler)
+    app.router.add_get("/pods", pods)
+    app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
+    return app
+
+
+async def serve(kubelet: Kubelet, address: str, port: int) -> None:
+    runner = web.AppRunner(make_app(kubelet), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, address, port)
+    await site.start()
+    log.info("node server listening address=%s port=%d", address, port)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+        log.info("node server stopped")

@@ -1,0 +1,325 @@
+"""The per-container supervisor (containerd's shim, conmon's role): ``python -m
+pyk8s.runtime.process.shim <container-dir>``.
+
+Why a separate process: the container must outlive the kubelet. The runtime starts this
+module, which detaches (double fork, own session, ignores SIGHUP/SIGTERM/SIGINT), so killing
+or restarting the kubelet leaves the container and its supervisor running; the next runtime
+instance re-adopts it by reading the state file this shim keeps.
+
+What it does, in order:
+
+1. becomes a child subreaper, so daemonising grandchildren are reaped here;
+2. creates the container's cgroups (v1, when root) and applies the memory/cpu limits;
+3. forks the container process: new process group, joins the cgroups, and -- when the
+   container has mounts -- a private mount namespace (``unshare(CLONE_NEWNS)``, ``/`` made
+   rprivate) in which each volume is bind-mounted at its mountPath before ``exec``;
+4. copies stdout/stderr into the log file in the CRI format;
+5. when the container's first process exits, kills what is left of its process group and
+   cgroup (as a PID namespace would), records exit code, finish time and ``OOMKilled``
+   (``memory.oom_control``'s ``oom_kill``) in ``state.json``, removes the cgroups and exits.
+
+Files in the container directory: ``config.json`` (written by the runtime, read here),
+``state.json`` (written here, atomically), ``shim.pid``, ``shim.log`` (the shim's own errors).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import json
+import os
+import selectors
+import signal
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pyk8s.runtime.logs import MAX_LINE, format_record
+from pyk8s.runtime.process import cgroups
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+MS_RDONLY = 1
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(json.dumps(data).encode())
+    os.replace(tmp, path)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Libc:
+    def __init__(self) -> None:
+        self.lib = ctypes.CDLL(None, use_errno=True)
+        self.lib.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                                   ctypes.c_ulong, ctypes.c_void_p]
+
+    def _check(self, rc: int, what: str) -> None:
+        if rc != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"{what}: {os.strerror(err)}")
+
+    def prctl(self, option: int, arg: int) -> None:
+        self._check(self.lib.prctl(option, arg, 0, 0, 0), "prctl")
+
+    def unshare(self, flags: int) -> None:
+        self._check(self.lib.unshare(flags), "unshare")
+
+    def sethostname(self, name: str) -> None:
+        raw = name.encode()
+        self._check(self.lib.sethostname(raw, len(raw)), "sethostname")
+
+    def mount(self, source: str | None, target: str, flags: int) -> None:
+        self._check(self.lib.mount(source.encode() if source else None, target.encode(), None,
+                                   flags, None), f"mount {target}")
+
+
+def _setup_mounts(libc: _Libc, mounts: list[dict[str, Any]]) -> None:
+    """In the container process, before exec: a private mount namespace with the volumes."""
+    libc.unshare(CLONE_NEWNS)
+    libc.mount(None, "/", MS_REC | MS_PRIVATE)
+    for m in mounts:
+        source, target = m["host_path"], m["container_path"]
+        if os.path.isdir(source):
+            os.makedirs(target, exist_ok=True)
+        elif not os.path.exists(target):
+            os.makedirs(os.path.dirname(target) or "/", exist_ok=True)
+            Path(target).touch()
+        libc.mount(source, target, MS_BIND | MS_REC)
+        if m.get("read_only"):
+            libc.mount(None, target, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC)
+
+
+def _child(config: dict[str, Any], cg: cgroups.CgroupSet, out_w: int, err_w: int,
+           errpipe_w: int) -> None:
+    """Runs in the forked container process; never returns."""
+    try:
+        # If the supervisor dies, nobody would record the exit: the container dies with it
+        # (the runtime then reports it exited with 255, reason Unknown, and kills leftovers).
+        _Libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        os.setpgid(0, 0)
+        cg.add(os.getpid())
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        if config.get("uts_namespace"):
+            # The pod's hostname, as `hostname` and gethostname() see it.
+            _Libc().unshare(CLONE_NEWUTS)
+            _Libc().sethostname(config["hostname"])
+        if config.get("mounts"):
+            _setup_mounts(_Libc(), config["mounts"])
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        workdir = config.get("working_dir") or "/"
+        os.makedirs(workdir, exist_ok=True)
+        os.chdir(workdir)
+        argv = config["argv"]
+        os.execvpe(argv[0], argv, config["env"])
+    except BaseException as exc:  # report anything to the shim, then die
+        if isinstance(exc, FileNotFoundError) and exc.filename is None:
+            text = f'exec: "{config["argv"][0]}": executable file not found in $PATH'
+        elif isinstance(exc, OSError) and exc.errno in (errno.ENOENT, errno.EACCES):
+            text = f'exec: "{config["argv"][0]}": {exc.strerror}'
+        else:
+            text = f"{type(exc).__name__}: {exc}"
+        with contextlib.suppress(OSError):
+            os.write(errpipe_w, text.encode()[:4000])
+        os._exit(127)
+
+
+class _LogWriter:
+    def __init__(self, path: str) -> None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self.pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+
+    def feed(self, stream: str, data: bytes) -> None:
+        buf = self.pending[stream] + data
+        out = []
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                break
+            out.append(format_record(_now(), stream, buf[:nl]))
+            buf = buf[nl + 1:]
+        while len(buf) >= MAX_LINE:
+            out.append(format_record(_now(), stream, buf[:MAX_LINE], partial=True))
+            buf = buf[MAX_LINE:]
+        self.pending[stream] = buf
+        if out:
+            os.write(self.fd, b"".join(out))
+
+    def close(self) -> None:
+        for stream, rest in self.pending.items():
+            if rest:
+                os.write(self.fd, format_record(_now(), stream, rest))
+        os.close(self.fd)
+
+
+def supervise(cdir: Path) -> int:
+    config = json.loads((cdir / "config.json").read_bytes())
+    state_path = cdir / "state.json"
+    libc = _Libc()
+    with contextlib.suppress(OSError):
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+
+    cg = cgroups.create(config.get("cgroup_parent", ""), config["id"])
+    resources = config.get("resources") or {}
+    limited = True
+    if resources.get("memory_limit_bytes"):
+        limited = cg.set_memory_limit(resources["memory_limit_bytes"]) and limited
+    if resources.get("cpu_quota_us") or resources.get("cpu_shares"):
+        limited = cg.set_cpu(resources.get("cpu_quota_us", 0),
+                             resources.get("cpu_period_us", 100_000),
+                             resources.get("cpu_shares", 0)) and limited
+
+    state: dict[str, Any] = {"status": "created", "cgroups": cg.to_json(),
+                             "limits_enforced": limited, "mount_namespace": bool(config.get("mounts")),
+                             "uts_namespace": bool(config.get("uts_namespace"))}
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    errpipe_r, errpipe_w = os.pipe2(os.O_CLOEXEC)
+    log = _LogWriter(config["log_path"])
+    pid = os.fork()
+    if pid == 0:
+        os.close(out_r)
+        os.close(err_r)
+        os.close(errpipe_r)
+        _child(config, cg, out_w, err_w, errpipe_w)
+    started = _now()
+    os.close(out_w)
+    os.close(err_w)
+    os.close(errpipe_w)
+    failure = b""
+    while chunk := os.read(errpipe_r, 4096):
+        failure += chunk
+    os.close(errpipe_r)
+    if failure:
+        os.waitpid(pid, 0)
+        log.close()
+        state.update(status="exited", pid=pid, started_at=None, finished_at=_now().timestamp(),
+                     exit_code=128, reason="StartError", message=failure.decode(errors="replace"))
+        write_json_atomic(state_path, state)
+        cg.remove()
+        return 0
+    state.update(status="running", pid=pid, pgid=pid, started_at=started.timestamp())
+    write_json_atomic(state_path, state)
+
+    exit_status = _pump(pid, out_r, err_r, log, cg)
+    code = os.waitstatus_to_exitcode(exit_status)
+    exit_code = 128 - code if code < 0 else code
+    oom = cg.oom_kills() > 0
+    reason = "OOMKilled" if oom else ("Completed" if exit_code == 0 else "Error")
+    state.update(status="exited", finished_at=_now().timestamp(), exit_code=exit_code,
+                 reason=reason)
+    write_json_atomic(state_path, state)
+    _wait_empty(cg)
+    cg.remove()
+    return 0
+
+
+def _wait_empty(cg: cgroups.CgroupSet, timeout: float = 5.0) -> None:
+    """Killed stragglers leave the cgroup only once reaped (we are their subreaper)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap_all(-1)
+        if not cg.pids():
+            return
+        time.sleep(0.02)
+
+
+def _kill_rest(pgid: int, cg: cgroups.CgroupSet) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(pgid, signal.SIGKILL)
+    for p in cg.pids():
+        with contextlib.suppress(OSError):
+            os.kill(p, signal.SIGKILL)
+
+
+def _reap_all(main: int) -> int | None:
+    """Reap every exited child; the main process's wait status once it is among them."""
+    result = None
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return result
+        if pid == 0:
+            return result
+        if pid == main:
+            result = status
+
+
+def _pump(pid: int, out_r: int, err_r: int, log: _LogWriter, cg: cgroups.CgroupSet) -> int:
+    """Copy output to the log until the main process exits; then finish the stragglers."""
+    sel = selectors.DefaultSelector()
+    sel.register(out_r, selectors.EVENT_READ, "stdout")
+    sel.register(err_r, selectors.EVENT_READ, "stderr")
+    exit_status: int | None = None
+    drain_deadline: float | None = None
+    while sel.get_map():
+        for key, _ in sel.select(timeout=0.1):
+            data = os.read(key.fd, 65536)
+            if data:
+                log.feed(key.data, data)
+            else:
+                sel.unregister(key.fd)
+                os.close(key.fd)
+        if exit_status is None:
+            exit_status = _reap_all(pid)
+            if exit_status is not None:
+                _kill_rest(pid, cg)
+                drain_deadline = time.monotonic() + 2.0
+        else:
+            _reap_all(pid)
+            if drain_deadline is not None and time.monotonic() > drain_deadline:
+                break  # a process outside the group still holds the pipe: stop copying
+    while exit_status is None:
+        exit_status = _reap_all(pid)
+        if exit_status is None:
+            time.sleep(0.05)
+    _kill_rest(pid, cg)
+    log.close()
+    return exit_status
+
+
+def main(argv: list[str]) -> int:
+    cdir = Path(argv[1])
+    # Detach: the runtime waits for this first process; the supervisor is its child.
+    if os.fork() != 0:
+        os._exit(0)
+    os.setsid()
+    (cdir / "shim.pid").write_text(str(os.getpid()))
+    try:
+        return supervise(cdir)
+    except Exception:
+        (cdir / "shim.log").write_text(traceback.format_exc())
+        state_path = cdir / "state.json"
+        with contextlib.suppress(Exception):
+            prev = json.loads(state_path.read_bytes()) if state_path.exists() else {}
+            if prev.get("status") != "exited":
+                prev.update(status="exited", finished_at=_now().timestamp(), exit_code=128,
+                            reason="StartError", message="the process supervisor failed")
+                write_json_atomic(state_path, prev)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
