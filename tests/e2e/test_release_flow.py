@@ -125,3 +125,29 @@ def test_namespace_deletion_completes(node_cluster: Cluster) -> None:
     k("run", "p", "--image=busybox", "-n", "short-lived", "--command", "--", "sleep", "600")
     k("delete", "namespace", "short-lived", "--timeout=60s", timeout=90)
     assert "NotFound" in k("get", "namespace", "short-lived", check=False).stderr
+
+
+def test_exec_streams_and_reports_exit_codes(node_cluster: Cluster, ns: str) -> None:
+    k = node_cluster.kubectl
+    k("run", "box", "--image=busybox", "-n", ns, "--command", "--", "sleep", "600")
+    k("wait", "--for=condition=Ready", "pod/box", "-n", ns, "--timeout=60s", timeout=90)
+    assert k("exec", "box", "-n", ns, "--", "echo", "hi there").stdout == "hi there\n"
+    failed = k("exec", "box", "-n", ns, "--", "sh", "-c", "echo oops >&2; exit 3", check=False)
+    assert failed.returncode == 3
+    assert "oops" in failed.stderr
+    assert "command terminated with exit code 3" in failed.stderr
+    echoed = k("exec", "-i", "box", "-n", ns, "--", "cat", input="from stdin\n")
+    assert echoed.stdout == "from stdin\n"
+
+
+def test_logs_follow_tail_and_previous(node_cluster: Cluster, ns: str) -> None:
+    k = node_cluster.kubectl
+    k("run", "talker", "--image=busybox", "-n", ns, "--command", "--",
+      "sh", "-c", "for i in 1 2 3 4 5; do echo line $i; done; sleep 600")
+    k("wait", "--for=condition=Ready", "pod/talker", "-n", ns, "--timeout=60s", timeout=90)
+    wait_for(lambda: "line 5" in k("logs", "talker", "-n", ns).stdout)
+    assert k("logs", "talker", "-n", ns, "--tail=2").stdout == "line 4\nline 5\n"
+    stamped = k("logs", "talker", "-n", ns, "--timestamps", "--tail=1").stdout
+    assert stamped.endswith(" line 5\n") and stamped[:4].isdigit()
+    missing = k("logs", "talker", "-n", ns, "-c", "nope", check=False)
+    assert "container nope is not valid for pod talker" in missing.stderr

@@ -1,6 +1,8 @@
 """Subresources served by a node: the API server proxies them to the pod's kubelet.
 
-``pods/log`` is answered by the node server of the node the pod runs on, found from the
+``pods/exec`` is a WebSocket (``v5.channel.k8s.io``, what kubectl 1.32 asks for first) relayed
+message by message between kubectl and the kubelet's exec endpoint; the channel framing is
+the kubelet's business. ``pods/log`` is answered by the node server of the node the pod runs on, found from the
 Node object (an InternalIP, else a Hostname address, and ``daemonEndpoints.kubeletEndpoint``),
 as upstream's API server does. The API server checks what it can itself first (the pod is
 bound, the container exists and has started) so that those errors read as upstream's.
@@ -8,6 +10,7 @@ bound, the container exists and has started) so that those errors read as upstre
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -108,3 +111,92 @@ async def pod_logs(request: web.Request, ctx: ApiContext, pods: Resource, namesp
         raise errors.ApiError(
             503, "ServiceUnavailable",
             f"unable to reach node {node_name} at {host}:{port}: {type(exc).__name__}") from None
+
+
+EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+
+
+def _exec_query(request: web.Request, container: str) -> list[tuple[str, str]]:
+    commands = request.query.getall("command", [])
+    if not commands:
+        raise errors.bad_request("you must specify at least 1 command")
+    flags = {"input": "stdin", "output": "stdout", "error": "stderr", "tty": "tty"}
+    query = [("command", c) for c in commands]
+    for ours, theirs in flags.items():
+        if request.query.get(theirs, "").lower() in ("1", "true"):
+            query.append((ours, "1"))
+    query.append(("container", container))
+    return query
+
+
+async def pod_exec(request: web.Request, ctx: ApiContext, pods: Resource, namespace: str,
+                   name: str) -> web.StreamResponse:
+    pod = await rest.get(ctx, pods, namespace, name)
+    container = pick_container(pod, request.query.get("container", ""))
+    phase = (pod.get("status") or {}).get("phase")
+    if phase in ("Succeeded", "Failed"):
+        raise errors.bad_request(f"cannot exec into a container in a completed pod; current phase is {phase}")
+    node_name = (pod.get("spec") or {}).get("nodeName")
+    if not node_name or _waiting_reason(pod, container) is not None:
+        raise errors.bad_request(f'container "{container}" in pod "{name}" is waiting to start')
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        # kubectl falls back to SPDY when the WebSocket upgrade fails; that transport is not
+        # served, and this Status is what it then prints.
+        raise errors.bad_request("exec needs a WebSocket upgrade (v5.channel.k8s.io); SPDY is not supported")
+    host, port = node_endpoint(await rest.get(ctx, NODES, "", node_name))
+    scheme = "wss" if ctx.settings.kubelet_scheme == "https" else "ws"
+    url = f"{scheme}://{host}:{port}/exec/{namespace}/{name}/{container}"
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    protocols = tuple(p for p in offered if p in EXEC_PROTOCOLS) or EXEC_PROTOCOLS[:1]
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
+    try:
+        try:
+            upstream = await session.ws_connect(url, params=_exec_query(request, container),
+                                                protocols=protocols, heartbeat=None)
+        except aiohttp.WSServerHandshakeError as exc:
+            raise errors.bad_request(f"node {node_name} refused exec: {exc.message}") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise errors.ApiError(503, "ServiceUnavailable",
+                                  f"unable to reach node {node_name} at {host}:{port}: {type(exc).__name__}") from None
+        client = web.WebSocketResponse(protocols=(upstream.protocol or protocols[0],),
+                                       autoping=True, max_msg_size=0)
+        await client.prepare(request)
+        await _relay(client, upstream)
+        return client
+    finally:
+        await session.close()
+
+
+async def _relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> None:
+    """Copy messages both ways until either side closes, then close the other."""
+    async def down() -> None:
+        async for msg in upstream:
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                await client.send_bytes(msg.data)
+            elif msg.type == aiohttp.WSMsgType.TEXT:
+                await client.send_str(msg.data)
+            else:
+                break
+
+    async def up() -> None:
+        async for msg in client:
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                await upstream.send_bytes(msg.data)
+            elif msg.type == aiohttp.WSMsgType.TEXT:
+                await upstream.send_str(msg.data)
+            else:
+                break
+
+    tasks = [asyncio.create_task(down()), asyncio.create_task(up())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, ConnectionResetError, aiohttp.ClientError):
+                await task
+        with contextlib.suppress(ConnectionResetError, aiohttp.ClientError):
+            await upstream.close()
+        with contextlib.suppress(ConnectionResetError):
+            await client.close()

@@ -12,13 +12,14 @@ from typing import Any
 
 from aiohttp import web
 
-from pyk8s.apiserver import codec, nodeproxy, objects, rest
+from pyk8s.apiserver import codec, nodeproxy, objects, rest, validation
 from pyk8s.apiserver.context import ApiContext
 from pyk8s.apiserver.http import User, json_response, may_do_anything, success_status
 from pyk8s.apiserver.objects import Obj
 from pyk8s.machinery import errors, patch, selectors
 from pyk8s.machinery.meta import now_rfc3339
 from pyk8s.machinery.resources import Resource
+from pyk8s.machinery.schema import patchmeta
 
 STREAMING = frozenset({"log", "exec", "attach", "portforward", "proxy"})
 
@@ -35,7 +36,7 @@ def patch_failure(exc: patch.PatchError) -> errors.ApiError:
 
 
 def _merge_schema(res: Resource) -> patch.MergeSchema:
-    return patch.schema_for_kind(res.api_version, res.kind) or patch.EMPTY_SCHEMA
+    return patchmeta.merge_schema(res.api_version, res.kind) or patch.EMPTY_SCHEMA
 
 
 def apply_patch(res: Resource, current: Obj, patch_type: str, body: Any) -> Obj:
@@ -69,6 +70,7 @@ def apply_patch(res: Resource, current: Obj, patch_type: str, body: Any) -> Obj:
 async def patch_object(
     ctx: ApiContext, res: Resource, namespace: str, name: str, sub: str, patch_type: str,
     body: Any, *, dry_run: bool, force: bool,
+    field_validation: validation.FieldValidation | None = None,
 ) -> tuple[Obj, bool]:
     if patch_type == codec.APPLY_PATCH and not sub:
         key = res.key(namespace, name)
@@ -81,6 +83,7 @@ async def patch_object(
                     f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})")
             if isinstance(meta, dict):
                 meta["name"] = name
+            body = validation.decode_body(res, body, field_validation)
             try:
                 return await rest.create(ctx, res, namespace, body, dry_run=dry_run), True
             except errors.ApiError as err:
@@ -96,6 +99,7 @@ async def patch_object(
         patched = apply_patch(res, copy.deepcopy(current), patch_type, body)
         patched["apiVersion"] = res.api_version
         patched["kind"] = res.kind
+        patched = validation.decode_patched(res, patched, body, patch_type, field_validation)
         meta = patched.get("metadata")
         if not isinstance(meta, dict):
             raise errors.ApiError(422, "Invalid", "metadata must be an object")
@@ -171,7 +175,9 @@ async def update_scale(ctx: ApiContext, res: Resource, namespace: str, name: str
 
 
 async def patch_resource(ctx: ApiContext, res: Resource, namespace: str, name: str, sub: str,
-                         patch_type: str, body: Any, *, dry_run: bool, force: bool) -> tuple[Obj, bool]:
+                         patch_type: str, body: Any, *, dry_run: bool, force: bool,
+                         field_validation: validation.FieldValidation | None = None,
+                         ) -> tuple[Obj, bool]:
     if sub == "scale":
         def patched_scale(scale: Obj) -> Obj:
             try:
@@ -182,7 +188,7 @@ async def patch_resource(ctx: ApiContext, res: Resource, namespace: str, name: s
                 raise patch_failure(exc) from None
         return await _write_scale(ctx, res, namespace, name, patched_scale, dry_run), False
     return await patch_object(ctx, res, namespace, name, sub, patch_type, body,
-                              dry_run=dry_run, force=force)
+                              dry_run=dry_run, force=force, field_validation=field_validation)
 
 
 # -- POST subresources ---------------------------------------------------------------------
@@ -283,6 +289,8 @@ async def streaming(request: web.Request, ctx: ApiContext, target: Any) -> web.S
         if request.method != "GET":
             raise errors.method_not_supported(res.group, "pods/log", request.method.lower())
         return await nodeproxy.pod_logs(request, ctx, res, ns, name)
+    if res.kind == "Pod" and sub == "exec":
+        return await nodeproxy.pod_exec(request, ctx, res, ns, name)
     obj = await rest.get(ctx, res, ns, name)
     if res.kind == "Pod" and not (obj.get("spec") or {}).get("nodeName"):
         raise errors.bad_request(f"pod {name} does not have a host assigned")
