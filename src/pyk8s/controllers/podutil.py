@@ -1,0 +1,108 @@
+"""Pod predicates shared by the workload controllers: active, ready, available, and the
+order in which a ReplicaSet gives pods up (upstream's ``ActivePodsWithRanks``)."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from typing import Any
+
+from pyk8s.machinery.meta import parse_rfc3339
+
+Obj = dict[str, Any]
+
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+_PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
+
+
+def phase(pod: Obj) -> str:
+    return str((pod.get("status") or {}).get("phase") or "Pending")
+
+
+def is_active(pod: Obj) -> bool:
+    """Counts towards a controller's replicas: not terminal and not being deleted."""
+    return phase(pod) not in ("Succeeded", "Failed") and not (
+        pod.get("metadata") or {}).get("deletionTimestamp")
+
+
+def condition(obj: Obj, kind: str) -> Obj | None:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind:
+            return cond
+    return None
+
+
+def is_ready(pod: Obj) -> bool:
+    cond = condition(pod, "Ready")
+    return cond is not None and cond.get("status") == "True"
+
+
+def ready_since(pod: Obj) -> datetime | None:
+    cond = condition(pod, "Ready")
+    if cond is None or cond.get("status") != "True":
+        return None
+    return parse_rfc3339(str(cond.get("lastTransitionTime") or ""))
+
+
+def is_available(pod: Obj, min_ready_seconds: int, now: datetime) -> bool:
+    """Ready for at least ``min_ready_seconds`` (upstream's IsPodAvailable)."""
+    if not is_ready(pod):
+        return False
+    if min_ready_seconds <= 0:
+        return True
+    since = ready_since(pod)
+    return since is not None and (now - since).total_seconds() >= min_ready_seconds
+
+
+def restart_count(pod: Obj) -> int:
+    return sum(int(c.get("restartCount") or 0)
+               for c in (pod.get("status") or {}).get("containerStatuses") or [])
+
+
+def deletion_cost(pod: Obj) -> int:
+    """The ``controller.kubernetes.io/pod-deletion-cost`` annotation (0 when absent or bad)."""
+    text = ((pod.get("metadata") or {}).get("annotations") or {}).get(DELETION_COST, "0")
+    try:
+        return int(text)
+    except ValueError:
+        return 0
+
+
+def deletion_rank(pod: Obj, colocated: int) -> tuple[Any, ...]:
+    """Sort key: pods that sort first are deleted first.
+
+    Upstream's ``ActivePodsWithRanks`` order: unscheduled before scheduled; Pending before
+    Unknown before Running; not ready before ready; lower pod-deletion-cost first; more pods
+    of the set on the same node first; (both ready) more recently ready first; more restarts
+    first; newer (or undated) first.
+    """
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    ready = is_ready(pod)
+    since = ready_since(pod) if ready else None
+    created = parse_rfc3339(str(meta.get("creationTimestamp") or ""))
+    return (
+        1 if spec.get("nodeName") else 0,
+        _PHASE_RANK.get(phase(pod), 0),
+        1 if ready else 0,
+        deletion_cost(pod),
+        -colocated,
+        (1, -since.timestamp()) if since else (0, 0.0),
+        -restart_count(pod),
+        (1, -created.timestamp()) if created else (0, 0.0),
+    )
+
+
+def pod_from_template(template: Obj, namespace: str, name_prefix: str, owner_ref: Obj) -> Obj:
+    """A new pod for a controller: the template's labels, annotations, finalizers and spec,
+    a generated name ``<prefix>-xxxxx`` and the controller's ownerReference."""
+    tmeta = template.get("metadata") or {}
+    meta: Obj = {"generateName": f"{name_prefix}-", "namespace": namespace,
+                 "ownerReferences": [dict(owner_ref)]}
+    for field in ("labels", "annotations"):
+        if tmeta.get(field):
+            meta[field] = dict(tmeta[field])
+    if tmeta.get("finalizers"):
+        meta["finalizers"] = list(tmeta["finalizers"])
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+            "spec": copy.deepcopy(template.get("spec") or {})}

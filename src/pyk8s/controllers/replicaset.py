@@ -1,0 +1,385 @@
+"""The ReplicaSet controller: keep ``spec.replicas`` pods matching the selector.
+
+Level-triggered (upstream ``pkg/controller/replicaset/replica_set.go``): a sync counts the
+active pods this ReplicaSet controls in the pod informer's cache, adopting matching orphans
+and releasing pods whose labels no longer match, then creates or deletes the difference and
+writes the status through ``/status``.
+
+Double creation is prevented with expectations: creations and deletions are recorded before
+they are issued and ticked off as the pod informer sees them; until then a sync only updates
+status. Creations go out in slow-start batches (1, 2, 4, ...), so a template the server rejects
+costs one failed request, not hundreds. Deletions prefer the pods that matter least:
+unscheduled, pending, not ready (``podutil.deletion_rank``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pyk8s.client import ApiClient, InformerFactory
+from pyk8s.client.clock import SYSTEM_CLOCK, Clock
+from pyk8s.controllers import indexes, podutil
+from pyk8s.controllers.base import (
+    Obj,
+    QueueController,
+    controller_ref,
+    is_deleting,
+    key_of,
+    meta,
+    owner_reference,
+)
+from pyk8s.controllers.events import EventRecorder
+from pyk8s.controllers.expectations import Expectations
+from pyk8s.machinery.errors import ApiError
+from pyk8s.machinery.meta import rfc3339
+from pyk8s.machinery.resources import CATALOGUE
+from pyk8s.machinery.selectors import LabelSelector, label_selector_from_dict
+
+PODS = CATALOGUE.resource("v1", "pods")
+REPLICASETS = CATALOGUE.resource("apps/v1", "replicasets")
+BURST_REPLICAS = 500
+SLOW_START_INITIAL_BATCH = 1
+
+
+async def slow_start_batch(count: int, initial: int,
+                           fn: Callable[[], Awaitable[None]]) -> tuple[int, Exception | None]:
+    """Call ``fn`` ``count`` times in doubling batches; stop after a batch with a failure.
+
+    Returns how many calls succeeded and the first error. Calls never attempted are
+    ``count - successes - failures``; the caller must lower its expectations by those.
+    """
+    remaining = count
+    successes = 0
+    batch = min(remaining, initial)
+    while batch > 0:
+        results = await asyncio.gather(*(fn() for _ in range(batch)), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        for err in errors:
+            if isinstance(err, asyncio.CancelledError):
+                raise err
+        successes += batch - len(errors)
+        if errors:
+            first = errors[0]
+            return successes, first if isinstance(first, Exception) else Exception(str(first))
+        remaining -= batch
+        batch = min(2 * batch, remaining)
+    return successes, None
+
+
+def calculate_status(rs: Obj, pods: list[Obj], manage_error: Exception | None, diff: int,
+                     now: Any) -> Obj:
+    """The status a ReplicaSet should have given the active pods it controls."""
+    spec = rs.get("spec") or {}
+    template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    min_ready = int(spec.get("minReadySeconds") or 0)
+    fully = ready = available = 0
+    for pod in pods:
+        labels = meta(pod).get("labels") or {}
+        if all(labels.get(k) == v for k, v in template_labels.items()):
+            fully += 1
+        if podutil.is_ready(pod):
+            ready += 1
+            if podutil.is_available(pod, min_ready, now):
+                available += 1
+    old = rs.get("status") or {}
+    conditions = [dict(c) for c in old.get("conditions") or [] if c.get("type") != "ReplicaFailure"]
+    existing = podutil.condition(rs, "ReplicaFailure")
+    if manage_error is not None:
+        reason = "FailedCreate" if diff < 0 else "FailedDelete"
+        message = getattr(manage_error, "message", None) or str(manage_error)
+        cond = {"type": "ReplicaFailure", "status": "True", "reason": reason, "message": message,
+                "lastTransitionTime": rfc3339(now)}
+        if existing is not None and existing.get("status") == "True":
+            cond["lastTransitionTime"] = existing.get("lastTransitionTime")
+        conditions.append(cond)
+    status: Obj = {"replicas": len(pods)}
+    for field, value in (("fullyLabeledReplicas", fully), ("readyReplicas", ready),
+                         ("availableReplicas", available),
+                         ("observedGeneration", int(meta(rs).get("generation") or 0))):
+        if value:
+            status[field] = value
+    if conditions:
+        status["conditions"] = conditions
+    return status
+
+
+class ReplicaSetController(QueueController):
+    name = "replicaset"
+
+    def __init__(self, client: ApiClient, factory: InformerFactory, *,
+                 clock: Clock = SYSTEM_CLOCK, recorder: EventRecorder | None = None) -> None:
+        super().__init__(clock)
+        self.client = client
+        self.clock = clock
+        self.recorder = recorder or EventRecorder(client, "replicaset-controller")
+        self.expectations = Expectations(clock)
+        self.rs_informer = indexes.ensure(factory.informer(REPLICASETS), indexes.NAMESPACE)
+        self.pod_informer = indexes.ensure(factory.informer(PODS), indexes.NAMESPACE)
+        self.rs_informer.add_handlers(on_add=self._rs_changed,
+                                      on_update=lambda old, new: self._rs_changed(new),
+                                      on_delete=self._rs_deleted)
+        self.pod_informer.add_handlers(on_add=self._pod_added, on_update=self._pod_updated,
+                                       on_delete=self._pod_deleted)
+
+    # -- handlers: only bookkeeping and enqueueing --------------------------------------
+
+    def _rs_changed(self, rs: Obj) -> None:
+        self.queue.add(key_of(rs))
+
+    def _rs_deleted(self, rs: Obj) -> None:
+        key = key_of(rs)
+        self.expectations.forget(key)
+        self.queue.add(key)
+
+    def _owner_key(self, pod: Obj) -> str | None:
+        """The key of the cached ReplicaSet that controls ``pod``, if any."""
+        ref = controller_ref(pod)
+        if ref is None or ref.get("kind") != "ReplicaSet":
+            return None
+        key = f"{meta(pod).get('namespace', '')}/{ref.get('name', '')}"
+        rs = self.rs_informer.get(key)
+        if rs is None or meta(rs).get("uid") != ref.get("uid"):
+            return None
+        return key
+
+    def _matching_sets(self, pod: Obj) -> list[str]:
+        labels = meta(pod).get("labels") or {}
+        keys = []
+        for rs in self.rs_informer.by_index(indexes.NAMESPACE, meta(pod).get("namespace", "")):
+            selector = label_selector_from_dict((rs.get("spec") or {}).get("selector"))
+            if selector is not None and not selector.empty and selector.matches(labels):
+                keys.append(key_of(rs))
+        return keys
+
+    def _pod_added(self, pod: Obj) -> None:
+        if is_deleting(pod):
+            self._pod_deleted(pod)
+            return
+        owner = self._owner_key(pod)
+        if owner is not None:
+            self.expectations.creation_observed(owner)
+            self.queue.add(owner)
+        elif controller_ref(pod) is None:
+            for key in self._matching_sets(pod):
+                self.queue.add(key)
+
+    def _pod_updated(self, old: Obj, new: Obj) -> None:
+        if meta(old).get("resourceVersion") == meta(new).get("resourceVersion"):
+            return
+        labels_changed = meta(old).get("labels") != meta(new).get("labels")
+        if is_deleting(new):
+            self._pod_deleted(new)
+            if labels_changed:
+                self._pod_deleted(old)
+            return
+        old_ref, new_ref = controller_ref(old), controller_ref(new)
+        if old_ref != new_ref and old_ref is not None:
+            old_owner = self._owner_key(old)
+            if old_owner is not None:
+                self.queue.add(old_owner)
+        owner = self._owner_key(new)
+        if owner is not None:
+            self.queue.add(owner)
+            rs = self.rs_informer.get(owner)
+            min_ready = int(((rs or {}).get("spec") or {}).get("minReadySeconds") or 0)
+            if min_ready > 0 and podutil.is_ready(new) and not podutil.is_ready(old):
+                self.queue.add_after(owner, float(min_ready))
+        elif new_ref is None and (labels_changed or old_ref != new_ref):
+            for key in self._matching_sets(new):
+                self.queue.add(key)
+
+    def _pod_deleted(self, pod: Obj) -> None:
+        owner = self._owner_key(pod)
+        if owner is None:
+            ref = controller_ref(pod)
+            if ref is None or ref.get("kind") != "ReplicaSet":
+                return
+            owner = f"{meta(pod).get('namespace', '')}/{ref.get('name', '')}"
+        self.expectations.deletion_observed(owner, key_of(pod))
+        self.queue.add(owner)
+
+    # -- the sync ----------------------------------------------------------------------
+
+    async def sync(self, key: str) -> float | None:
+        cached = self.rs_informer.get(key)
+        if cached is None:
+            self.expectations.forget(key)
+            return None
+        rs = copy.deepcopy(cached)
+        namespace = meta(rs).get("namespace", "")
+        spec = rs.get("spec") or {}
+        selector = label_selector_from_dict(spec.get("selector"))
+        needs_sync = self.expectations.satisfied(key)
+        active = [p for p in self.pod_informer.by_index(indexes.NAMESPACE, namespace)
+                  if podutil.is_active(p)]
+        pods = await self._claim_pods(rs, selector, active)
+        replicas = int(spec["replicas"]) if spec.get("replicas") is not None else 1
+        diff = len(pods) - replicas
+        manage_error: Exception | None = None
+        if needs_sync and not is_deleting(rs):
+            manage_error = await self._manage_replicas(key, rs, pods, diff)
+        now = self.clock.now()
+        status = calculate_status(rs, pods, manage_error, diff, now)
+        await self._write_status(rs, status)
+        if manage_error is not None:
+            raise manage_error
+        min_ready = int(spec.get("minReadySeconds") or 0)
+        if (min_ready > 0 and status.get("readyReplicas", 0) == replicas
+                and status.get("availableReplicas", 0) != replicas):
+            return float(min_ready)
+        return None
+
+    async def _claim_pods(self, rs: Obj, selector: LabelSelector | None,
+                          pods: list[Obj]) -> list[Obj]:
+        """Pods this ReplicaSet controls after adopting orphans and releasing strays."""
+        uid = meta(rs).get("uid")
+        claimed: list[Obj] = []
+        fresh_checked: bool | None = None
+        for pod in pods:
+            labels = meta(pod).get("labels") or {}
+            matches = selector is not None and not selector.empty and selector.matches(labels)
+            ref = controller_ref(pod)
+            if ref is not None:
+                if ref.get("uid") != uid:
+                    continue
+                if matches or is_deleting(rs):
+                    claimed.append(pod)
+                elif not is_deleting(pod):
+                    await self._release(pod, uid)
+                continue
+            if not matches or is_deleting(rs) or is_deleting(pod):
+                continue
+            if fresh_checked is None:
+                fresh_checked = await self._can_adopt(rs)
+            if not fresh_checked:
+                continue
+            adopted = await self._adopt(pod, rs)
+            if adopted is not None:
+                claimed.append(adopted)
+        return claimed
+
+    async def _can_adopt(self, rs: Obj) -> bool:
+        """Adoption must not race a deletion of the owner: re-read it from the server."""
+        try:
+            fresh = await self.client.get(REPLICASETS, meta(rs).get("namespace", ""),
+                                          meta(rs).get("name", ""))
+        except ApiError as exc:
+            if exc.code == 404:
+                return False
+            raise
+        return meta(fresh).get("uid") == meta(rs).get("uid") and not is_deleting(fresh)
+
+    async def _adopt(self, pod: Obj, rs: Obj) -> Obj | None:
+        refs = [*(meta(pod).get("ownerReferences") or []),
+                owner_reference(rs, REPLICASETS.api_version, REPLICASETS.kind)]
+        try:
+            return await self.client.patch(
+                PODS, meta(pod).get("namespace", ""), meta(pod).get("name", ""),
+                {"metadata": {"ownerReferences": refs, "uid": meta(pod).get("uid")}},
+                patch_type="merge")
+        except ApiError as exc:
+            if exc.code in (404, 409, 422):
+                return None
+            raise
+
+    async def _release(self, pod: Obj, uid: str | None) -> None:
+        refs = [r for r in meta(pod).get("ownerReferences") or [] if r.get("uid") != uid]
+        try:
+            await self.client.patch(
+                PODS, meta(pod).get("namespace", ""), meta(pod).get("name", ""),
+                {"metadata": {"ownerReferences": refs or None, "uid": meta(pod).get("uid")}},
+                patch_type="merge")
+        except ApiError as exc:
+            if exc.code not in (404, 409, 422):
+                raise
+
+    async def _manage_replicas(self, key: str, rs: Obj, pods: list[Obj],
+                               diff: int) -> Exception | None:
+        namespace = meta(rs).get("namespace", "")
+        name = meta(rs).get("name", "")
+        if diff < 0:
+            count = min(-diff, BURST_REPLICAS)
+            self.expectations.expect_creations(key, count)
+            template = (rs.get("spec") or {}).get("template") or {}
+            ref = owner_reference(rs, REPLICASETS.api_version, REPLICASETS.kind)
+            attempted = 0
+
+            async def create_one() -> None:
+                nonlocal attempted
+                attempted += 1
+                body = podutil.pod_from_template(template, namespace, name, ref)
+                try:
+                    created = await self.client.create(PODS, body, namespace=namespace)
+                except ApiError as exc:
+                    self.expectations.lower_creations(key, 1)
+                    if exc.code == 403 and "terminat" in exc.message.lower():
+                        return  # the namespace is going away; nothing to report
+                    self.recorder.event(rs, REPLICASETS, "Warning", "FailedCreate",
+                                        f"Error creating: {exc.message}")
+                    raise
+                except BaseException:
+                    self.expectations.lower_creations(key, 1)
+                    raise
+                self.recorder.event(rs, REPLICASETS, "Normal", "SuccessfulCreate",
+                                    f"Created pod: {meta(created).get('name', '')}")
+
+            _, error = await slow_start_batch(count, SLOW_START_INITIAL_BATCH, create_one)
+            if count - attempted > 0:
+                self.expectations.lower_creations(key, count - attempted)
+            return error
+        if diff > 0:
+            count = min(diff, BURST_REPLICAS)
+            victims = pods_to_delete(pods, count)
+            self.expectations.expect_deletions(key, [key_of(p) for p in victims])
+            results = await asyncio.gather(*(self._delete_pod(key, rs, p) for p in victims),
+                                           return_exceptions=True)
+            for result in results:
+                if isinstance(result, asyncio.CancelledError):
+                    raise result
+                if isinstance(result, Exception):
+                    return result
+        return None
+
+    async def _delete_pod(self, key: str, rs: Obj, pod: Obj) -> None:
+        m = meta(pod)
+        try:
+            await self.client.delete(PODS, m.get("namespace", ""), m.get("name", ""),
+                                     preconditions={"uid": m.get("uid")})
+        except ApiError as exc:
+            self.expectations.deletion_observed(key, key_of(pod))
+            if exc.code == 404:
+                return
+            self.recorder.event(rs, REPLICASETS, "Warning", "FailedDelete",
+                                f"Error deleting: {exc.message}")
+            raise
+        self.recorder.event(rs, REPLICASETS, "Normal", "SuccessfulDelete",
+                            f"Deleted pod: {m.get('name', '')}")
+
+    async def _write_status(self, rs: Obj, status: Obj) -> None:
+        if (rs.get("status") or {}) == status:
+            return
+        rs["status"] = status
+        try:
+            await self.client.update(REPLICASETS, rs, subresource="status")
+        except ApiError as exc:
+            if exc.code == 404:
+                return
+            if exc.code != 409:
+                raise
+            fresh = await self.client.get(REPLICASETS, meta(rs).get("namespace", ""),
+                                          meta(rs).get("name", ""))
+            fresh["status"] = status
+            await self.client.update(REPLICASETS, fresh, subresource="status")
+
+
+def pods_to_delete(pods: list[Obj], count: int) -> list[Obj]:
+    """The ``count`` pods to give up first, ranked as upstream ranks them."""
+    per_node = Counter(str((p.get("spec") or {}).get("nodeName") or "") for p in pods)
+    ranked = sorted(pods, key=lambda p: podutil.deletion_rank(
+        p, per_node[str((p.get("spec") or {}).get("nodeName") or "")]
+        if (p.get("spec") or {}).get("nodeName") else 0))
+    return ranked[:count]
