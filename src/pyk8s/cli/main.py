@@ -32,6 +32,8 @@ def _serve(args: argparse.Namespace) -> int:
         components: tuple[str, ...] = ()
     else:
         disabled = {c.strip() for c in (args.disable or "").split(",") if c.strip()}
+        if args.disable_agent:
+            disabled.add("kubelet")
         unknown = disabled - set(COMPONENTS)
         if unknown:
             print(f"pyk8s: unknown component(s) to disable: {', '.join(sorted(unknown))}; "
@@ -106,7 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
                                 "no isolation)")
             p.add_argument("--node-name", default="")
             p.add_argument("--kubelet-port", type=int, default=10250)
+            p.add_argument("--disable-agent", action="store_true",
+                           help="do not run a kubelet for this machine (same as --disable kubelet)")
         p.set_defaults(func=_serve)
+    from pyk8s.cli.components import add_parsers
+
+    add_parsers(sub)
     return parser
 
 
