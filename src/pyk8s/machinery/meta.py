@@ -6,6 +6,9 @@ Messages are worded as apimachinery's ``validation`` package words them, because
 
 from __future__ import annotations
 
+import functools
+import os
+import random
 import re
 import time
 import uuid
@@ -78,14 +81,24 @@ def parse_rfc3339(text: str) -> datetime | None:
         return None
 
 
+_uid_random = random.Random(os.urandom(32))
+
+
 def new_uid() -> str:
-    return str(uuid.uuid4())
+    """A version-4 UUID. Drawn from a generator seeded once from the OS: uids must be unique,
+    not secret, and ``uuid4()`` costs a getrandom system call per write."""
+    return str(uuid.UUID(int=_uid_random.getrandbits(128), version=4))
+
+
+@functools.lru_cache(maxsize=1024)
+def _parts(dotted: str) -> tuple[str, ...]:
+    return tuple(dotted.split("."))
 
 
 def get_path(obj: Any, dotted: str) -> Any:
     """The value at a dotted path (``spec.nodeName``), or None."""
     cur = obj
-    for part in dotted.split("."):
+    for part in _parts(dotted):
         if not isinstance(cur, dict):
             return None
         cur = cur.get(part)
