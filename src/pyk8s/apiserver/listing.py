@@ -100,7 +100,7 @@ def _decode_token(token: str) -> tuple[int, str]:
         raise errors.bad_request("continue key is not valid: unable to decode the continue token") from None
 
 
-def _parse_rv(text: str) -> int:
+def parse_resource_version(text: str) -> int:
     try:
         value = int(text)
         if value < 0:
@@ -133,7 +133,7 @@ async def list_objects(ctx: ApiContext, resource: Resource, query: ListQuery) ->
         raise errors.bad_request(
             "resourceVersionMatch is forbidden unless resourceVersion is provided")
     if match == "Exact":
-        revision = _parse_rv(rv_text or "")
+        revision = parse_resource_version(rv_text or "")
         if revision == 0:
             raise errors.bad_request(
                 'resourceVersionMatch "Exact" is forbidden for resourceVersion "0"')
@@ -142,7 +142,7 @@ async def list_objects(ctx: ApiContext, resource: Resource, query: ListQuery) ->
     elif rv_text in (None, ""):
         await cache.wait_fresh()
     elif rv_text != "0":
-        wanted = _parse_rv(rv_text)
+        wanted = parse_resource_version(rv_text)
         if not await cache.wait_for(wanted):
             raise errors.timeout(f"Too large resource version: {wanted}, current: {cache.revision}")
     return _page_from_cache(ctx, resource, query, matches, limit, "")

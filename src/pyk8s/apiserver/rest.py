@@ -118,6 +118,20 @@ async def get(ctx: ApiContext, resource: Resource, namespace: str, name: str) ->
 Mutation = Callable[[Obj], Obj]
 
 
+async def _remove(ctx: ApiContext, resource: Resource, name: str, key: str, revision: int,
+                  current: Obj) -> str | None:
+    """Delete ``key`` if it is still at ``revision``: the delete's resourceVersion, or None
+    when a concurrent write won (the caller reads again)."""
+    try:
+        gone = await ctx.store.delete(key, expected_revision=revision)
+    except RevisionMismatchError:
+        return None
+    except KeyNotFoundError:
+        raise errors.not_found(resource.group, resource.plural, name) from None
+    _strategy(ctx, resource).release(current)
+    return str(gone.mod_revision)
+
+
 async def guaranteed_update(
     ctx: ApiContext,
     resource: Resource,
@@ -152,14 +166,10 @@ async def guaranteed_update(
         ):
             if dry_run:
                 return new
-            try:
-                gone = await ctx.store.delete(key, expected_revision=kv.mod_revision)
-            except RevisionMismatchError:
+            revision = await _remove(ctx, resource, name, key, kv.mod_revision, current)
+            if revision is None:
                 continue
-            except KeyNotFoundError:
-                raise errors.not_found(resource.group, resource.plural, name) from None
-            strategy.release(current)
-            meta["resourceVersion"] = str(gone.mod_revision)
+            meta["resourceVersion"] = revision
             return new
         if reallocate:
             await strategy.reallocate(new, current)
@@ -312,14 +322,10 @@ async def delete(
         if period == 0 and strategy.deletion_finalized(candidate):
             if dry_run:
                 return current, True
-            try:
-                gone = await ctx.store.delete(key, expected_revision=kv.mod_revision)
-            except RevisionMismatchError:
+            revision = await _remove(ctx, resource, name, key, kv.mod_revision, current)
+            if revision is None:
                 continue
-            except KeyNotFoundError:
-                raise errors.not_found(resource.group, resource.plural, name) from None
-            strategy.release(current)
-            meta["resourceVersion"] = str(gone.mod_revision)
+            meta["resourceVersion"] = revision
             return current, True
         new = copy.deepcopy(current)
         new_meta = new["metadata"]

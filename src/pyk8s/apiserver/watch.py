@@ -20,7 +20,7 @@ from aiohttp import web
 
 from pyk8s.apiserver import codec
 from pyk8s.apiserver.context import ApiContext
-from pyk8s.apiserver.listing import build_matcher
+from pyk8s.apiserver.listing import build_matcher, parse_resource_version
 from pyk8s.apiserver.render import TABLE_CONTENT_TYPE, include_mode, table_row
 from pyk8s.apiserver.watchcache import CacheEvent
 from pyk8s.machinery import errors, tables
@@ -31,15 +31,7 @@ BOOKMARK_INTERVAL = 60.0
 
 
 def _since(text: str | None) -> int | None:
-    if text in (None, "", "0"):
-        return None
-    try:
-        value = int(text)
-        if value < 0:
-            raise ValueError
-        return value
-    except ValueError:
-        raise errors.bad_request(f'Invalid value: "{text}": resourceVersion must be a non-negative integer') from None
+    return None if text in (None, "", "0") else parse_resource_version(str(text))
 
 
 async def serve_watch(

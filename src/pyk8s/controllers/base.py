@@ -17,9 +17,11 @@ import contextlib
 import logging
 from typing import Any
 
-from pyk8s.client import WorkQueue
+from pyk8s.client import Informer, WorkQueue
 from pyk8s.client.clock import SYSTEM_CLOCK, Clock
+from pyk8s.controllers import indexes
 from pyk8s.machinery.errors import ApiError
+from pyk8s.machinery.selectors import label_selector_from_dict
 
 Obj = dict[str, Any]
 
@@ -98,6 +100,31 @@ def controller_ref(obj: Obj) -> Obj | None:
         if ref.get("controller"):
             return ref
     return None
+
+
+def cached_controller_key(obj: Obj, kind: str, owners: Informer) -> str | None:
+    """The cache key of the ``kind`` object that controls ``obj``, if it is cached with the
+    uid the reference names (a re-created owner of the same name is not the owner)."""
+    ref = controller_ref(obj)
+    if ref is None or ref.get("kind") != kind:
+        return None
+    key = f"{meta(obj).get('namespace', '')}/{ref.get('name', '')}"
+    owner = owners.get(key)
+    if owner is None or meta(owner).get("uid") != ref.get("uid"):
+        return None
+    return key
+
+
+def selecting_keys(obj: Obj, candidates: Informer) -> list[str]:
+    """Keys of the cached objects in ``obj``'s namespace whose non-empty selector matches
+    its labels (the owners that could adopt it)."""
+    labels = meta(obj).get("labels") or {}
+    keys = []
+    for owner in candidates.by_index(indexes.NAMESPACE, meta(obj).get("namespace", "")):
+        selector = label_selector_from_dict((owner.get("spec") or {}).get("selector"))
+        if selector is not None and not selector.empty and selector.matches(labels):
+            keys.append(key_of(owner))
+    return keys
 
 
 def owner_reference(owner: Obj, api_version: str, kind: str) -> Obj:

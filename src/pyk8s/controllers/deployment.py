@@ -30,11 +30,13 @@ from pyk8s.controllers import indexes
 from pyk8s.controllers.base import (
     Obj,
     QueueController,
+    cached_controller_key,
     controller_ref,
     is_deleting,
     key_of,
     meta,
     owner_reference,
+    selecting_keys,
 )
 from pyk8s.controllers.deployment_rollout import RolloutMixin
 from pyk8s.controllers.events import EventRecorder
@@ -72,23 +74,10 @@ class DeploymentController(QueueController, RolloutMixin):
         self.queue.add(key_of(d))
 
     def _owner_key(self, rs: Obj) -> str | None:
-        ref = controller_ref(rs)
-        if ref is None or ref.get("kind") != "Deployment":
-            return None
-        key = f"{meta(rs).get('namespace', '')}/{ref.get('name', '')}"
-        d = self.d_informer.get(key)
-        if d is None or meta(d).get("uid") != ref.get("uid"):
-            return None
-        return key
+        return cached_controller_key(rs, "Deployment", self.d_informer)
 
     def _matching(self, rs: Obj) -> list[str]:
-        labels = meta(rs).get("labels") or {}
-        keys = []
-        for d in self.d_informer.by_index(indexes.NAMESPACE, meta(rs).get("namespace", "")):
-            selector = label_selector_from_dict((d.get("spec") or {}).get("selector"))
-            if selector is not None and not selector.empty and selector.matches(labels):
-                keys.append(key_of(d))
-        return keys
+        return selecting_keys(rs, self.d_informer)
 
     def _rs_changed(self, rs: Obj) -> None:
         owner = self._owner_key(rs)

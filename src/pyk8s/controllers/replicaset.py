@@ -26,11 +26,13 @@ from pyk8s.controllers import indexes, podutil
 from pyk8s.controllers.base import (
     Obj,
     QueueController,
+    cached_controller_key,
     controller_ref,
     is_deleting,
     key_of,
     meta,
     owner_reference,
+    selecting_keys,
 )
 from pyk8s.controllers.events import EventRecorder
 from pyk8s.controllers.expectations import Expectations
@@ -136,24 +138,10 @@ class ReplicaSetController(QueueController):
         self.queue.add(key)
 
     def _owner_key(self, pod: Obj) -> str | None:
-        """The key of the cached ReplicaSet that controls ``pod``, if any."""
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != "ReplicaSet":
-            return None
-        key = f"{meta(pod).get('namespace', '')}/{ref.get('name', '')}"
-        rs = self.rs_informer.get(key)
-        if rs is None or meta(rs).get("uid") != ref.get("uid"):
-            return None
-        return key
+        return cached_controller_key(pod, "ReplicaSet", self.rs_informer)
 
     def _matching_sets(self, pod: Obj) -> list[str]:
-        labels = meta(pod).get("labels") or {}
-        keys = []
-        for rs in self.rs_informer.by_index(indexes.NAMESPACE, meta(pod).get("namespace", "")):
-            selector = label_selector_from_dict((rs.get("spec") or {}).get("selector"))
-            if selector is not None and not selector.empty and selector.matches(labels):
-                keys.append(key_of(rs))
-        return keys
+        return selecting_keys(pod, self.rs_informer)
 
     def _pod_added(self, pod: Obj) -> None:
         if is_deleting(pod):
