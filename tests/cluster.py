@@ -72,6 +72,9 @@ class Cluster:
                 self.proc.wait()
         self.proc = None
 
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
     def kill_workloads(self) -> None:
         """Containers outlive their kubelet by design (as with containerd's shims): a test
         that is done with a cluster ends them through the runtime, as ``pyk8s reset`` would."""

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from pyk8s.apiserver import codec, listing, rest, subresources
+from pyk8s.apiserver import codec, listing, rest, subresources, validation
 from pyk8s.apiserver.context import ApiContext
 from pyk8s.apiserver.http import json_response, raw_response
 from pyk8s.apiserver.render import list_body, object_body
@@ -87,12 +87,33 @@ def _int_param(request: web.Request, name: str) -> int | None:
 
 
 async def read_body(request: web.Request) -> Any:
+    return (await _read_raw_body(request))[1]
+
+
+async def _read_raw_body(request: web.Request) -> tuple[bytes, Any]:
     if request.content_length is not None and request.content_length > codec.MAX_BODY:
         raise errors.too_large(codec.MAX_BODY)
     raw = await request.read()
     if len(raw) > codec.MAX_BODY:
         raise errors.too_large(codec.MAX_BODY)
-    return codec.decode_body(raw, request.headers.get("Content-Type"))
+    return raw, codec.decode_body(raw, request.headers.get("Content-Type"))
+
+
+async def _read_validated(request: web.Request) -> tuple[Any, validation.FieldValidation]:
+    """The body and the request's ``fieldValidation`` (with the raw JSON body, which
+    duplicate-key detection needs)."""
+    fv = validation.FieldValidation(
+        validation.directive(request.method, request.query.get("fieldValidation")))
+    raw, body = await _read_raw_body(request)
+    if codec.media_type(request.headers.get("Content-Type")) in codec.JSON_BODY_TYPES:
+        fv.raw = raw
+    return body, fv
+
+
+def _with_warnings(response: web.Response, fv: validation.FieldValidation) -> web.Response:
+    for value in fv.header_values():
+        response.headers.add("Warning", value)
+    return response
 
 
 def _check_verb(resource: Resource, verb: str, sub: str) -> None:
@@ -144,24 +165,26 @@ async def _dispatch(request: web.Request, group: str, version: str, path: str) -
             body = await read_body(request)
             return await subresources.post(request, ctx, target, body, _dry_run(request))
         _check_verb(res, "create", "")
-        body = await read_body(request)
+        body, fv = await _read_validated(request)
+        body = validation.decode_body(res, body, fv)
         if not res.stored:
             return await subresources.virtual_create(request, ctx, res, ns or "", body)
         obj = await rest.create(ctx, res, ns or "", body, dry_run=_dry_run(request))
-        return _object_response(request, res, obj, None, status=201)
+        return _with_warnings(_object_response(request, res, obj, None, status=201), fv)
     if method == "PUT":
         if not name:
             raise errors.method_not_supported(res.group, res.plural, "update")
         _check_verb(res, "update", sub)
-        body = await read_body(request)
+        body, fv = await _read_validated(request)
         dry = _dry_run(request)
         if sub == "scale":
             return json_response(await subresources.update_scale(ctx, res, ns or "", name, body, dry))
+        body = validation.decode_body(res, body, fv)
         if sub == "finalize":
             obj = await subresources.finalize_namespace(ctx, res, name, body, dry)
         else:
             obj = await rest.update(ctx, res, ns or "", name, body, subresource=sub, dry_run=dry)
-        return _object_response(request, res, obj, None)
+        return _with_warnings(_object_response(request, res, obj, None), fv)
     if method == "PATCH":
         if not name:
             raise errors.method_not_supported(res.group, res.plural, "patch")
@@ -169,13 +192,14 @@ async def _dispatch(request: web.Request, group: str, version: str, path: str) -
         patch_type = codec.media_type(request.headers.get("Content-Type"))
         if patch_type not in codec.PATCH_TYPES:
             raise errors.unsupported_media_type(", ".join(codec.PATCH_TYPES))
-        body = await read_body(request)
+        body, fv = await _read_validated(request)
         obj, created = await subresources.patch_resource(
             ctx, res, ns or "", name, sub, patch_type, body,
-            dry_run=_dry_run(request), force=_flag(request, "force"))
+            dry_run=_dry_run(request), force=_flag(request, "force"), field_validation=fv)
         if sub == "scale":
             return json_response(obj)
-        return _object_response(request, res, obj, None, status=201 if created else 200)
+        return _with_warnings(
+            _object_response(request, res, obj, None, status=201 if created else 200), fv)
     if method == "DELETE":
         options = await _delete_options(request)
         dry = _dry_run(request) or options.get("dryRun") == ["All"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pyk8s.apiserver.registry.base import Cause, Obj, Strategy, invalid_value, required
 from pyk8s.apiserver.registry.defaults import default_pod_spec
+from pyk8s.apiserver.validation import resource_requirements_causes
 from pyk8s.machinery.meta import validate_name
 
 _MUTABLE_SPEC_MSG = (
@@ -67,6 +68,7 @@ def validate_pod_spec(spec: object, path: str) -> list[Cause]:
                 seen.add(name)
             if not c.get("image"):
                 causes.append(required(f"{where}.image"))
+            causes += resource_requirements_causes(c.get("resources"), f"{where}.resources")
             for j, port in enumerate(c.get("ports") or []):
                 number = port.get("containerPort") if isinstance(port, dict) else None
                 if not isinstance(number, int) or not 0 < number < 65536:
