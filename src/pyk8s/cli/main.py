@@ -112,8 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                            help="do not run a kubelet for this machine (same as --disable kubelet)")
         p.set_defaults(func=_serve)
     from pyk8s.cli.components import add_parsers
+    from pyk8s.runtime.images.cli import add_parsers as add_image_parsers
 
     add_parsers(sub)
+    add_image_parsers(sub)
     return parser
 
 
