@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from pyk8s.apiserver import codec, listing, rest, subresources, validation
+from pyk8s.apiserver import codec, fieldmanager, listing, rest, subresources, validation
 from pyk8s.apiserver.context import ApiContext
 from pyk8s.apiserver.http import json_response, raw_response
 from pyk8s.apiserver.render import list_body, object_body
@@ -66,6 +66,11 @@ def resolve(ctx: ApiContext, group: str, version: str, rest_path: str) -> Target
 
 def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in ("true", "1")
+
+
+def _manager(request: web.Request, options_kind: str) -> str:
+    return fieldmanager.manager_name(request.query.get("fieldManager"),
+                                     request.headers.get("User-Agent"), options_kind)
 
 
 def _dry_run(request: web.Request) -> bool:
@@ -169,7 +174,8 @@ async def _dispatch(request: web.Request, group: str, version: str, path: str) -
         body = validation.decode_body(res, body, fv)
         if not res.stored:
             return await subresources.virtual_create(request, ctx, res, ns or "", body)
-        obj = await rest.create(ctx, res, ns or "", body, dry_run=_dry_run(request))
+        obj = await rest.create(ctx, res, ns or "", body, dry_run=_dry_run(request),
+                                manager=_manager(request, "CreateOptions"))
         return _with_warnings(_object_response(request, res, obj, None, status=201), fv)
     if method == "PUT":
         if not name:
@@ -177,13 +183,16 @@ async def _dispatch(request: web.Request, group: str, version: str, path: str) -
         _check_verb(res, "update", sub)
         body, fv = await _read_validated(request)
         dry = _dry_run(request)
+        manager = _manager(request, "UpdateOptions")
         if sub == "scale":
-            return json_response(await subresources.update_scale(ctx, res, ns or "", name, body, dry))
+            return json_response(await subresources.update_scale(ctx, res, ns or "", name, body,
+                                                                 dry, manager))
         body = validation.decode_body(res, body, fv)
         if sub == "finalize":
             obj = await subresources.finalize_namespace(ctx, res, name, body, dry)
         else:
-            obj = await rest.update(ctx, res, ns or "", name, body, subresource=sub, dry_run=dry)
+            obj = await rest.update(ctx, res, ns or "", name, body, subresource=sub, dry_run=dry,
+                                    manager=manager)
         return _with_warnings(_object_response(request, res, obj, None), fv)
     if method == "PATCH":
         if not name:
@@ -192,10 +201,17 @@ async def _dispatch(request: web.Request, group: str, version: str, path: str) -
         patch_type = codec.media_type(request.headers.get("Content-Type"))
         if patch_type not in codec.PATCH_TYPES:
             raise errors.unsupported_media_type(", ".join(codec.PATCH_TYPES))
+        if patch_type == codec.APPLY_PATCH:
+            manager = fieldmanager.require_apply_manager(request.query.get("fieldManager"))
+        else:
+            if "force" in request.query:
+                raise fieldmanager.forbid_force()
+            manager = _manager(request, "PatchOptions")
         body, fv = await _read_validated(request)
         obj, created = await subresources.patch_resource(
             ctx, res, ns or "", name, sub, patch_type, body,
-            dry_run=_dry_run(request), force=_flag(request, "force"), field_validation=fv)
+            dry_run=_dry_run(request), force=_flag(request, "force"), field_validation=fv,
+            manager=manager)
         if sub == "scale":
             return json_response(obj)
         return _with_warnings(

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pyk8s.apiserver import objects
+from pyk8s.apiserver import fieldmanager, objects
 from pyk8s.apiserver.context import ApiContext
 from pyk8s.apiserver.objects import Obj
 from pyk8s.machinery import errors
@@ -61,10 +61,14 @@ def _raise_invalid(resource: Resource, obj: Obj, causes: list[tuple[str, str, st
 
 
 async def create(
-    ctx: ApiContext, resource: Resource, namespace: str, body: Any, *, dry_run: bool = False
+    ctx: ApiContext, resource: Resource, namespace: str, body: Any, *, dry_run: bool = False,
+    manager: str | None = None, managed_fields: list[dict[str, Any]] | None = None,
 ) -> Obj:
+    """Create ``body``. ``manager`` (a client's create) becomes the owner of every field
+    set (an Update entry); ``managed_fields`` (an apply that creates) are stored as given."""
     obj = objects.check_body(resource, body, namespace)
     strategy = _strategy(ctx, resource)
+    sent_managed = obj["metadata"].get("managedFields")
     if resource.namespaced:
         await ensure_namespace_open(ctx, namespace)
     meta = obj["metadata"]
@@ -89,6 +93,10 @@ async def create(
             strategy.prepare_create(obj)
             _raise_invalid(resource, obj, objects.metadata_causes(resource, obj)
                            + strategy.validate_create(obj))
+            if managed_fields:
+                meta["managedFields"] = managed_fields
+            elif manager is not None:
+                fieldmanager.stamp(resource, "", manager, None, obj, sent_managed)
             await strategy.allocate(obj)
         if dry_run:
             strategy.release(obj)
@@ -222,7 +230,10 @@ def merge_update(ctx: ApiContext, resource: Resource, name: str, incoming: Obj,
             meta[field] = current_meta[field]
         else:
             meta.pop(field, None)
-    meta.pop("managedFields", None)
+    if "managedFields" in current_meta:
+        meta["managedFields"] = current_meta["managedFields"]
+    else:
+        meta.pop("managedFields", None)
     if resource.has_status:
         if "status" in current:
             incoming["status"] = current["status"]
@@ -255,15 +266,21 @@ async def update(
     *,
     subresource: str = "",
     dry_run: bool = False,
+    manager: str | None = None,
 ) -> Obj:
     incoming = objects.check_body(resource, body, namespace)
     wanted = incoming["metadata"].get("resourceVersion")
+    sent_managed = incoming["metadata"].get("managedFields")
 
     def mutate(current: Obj) -> Obj:
         check_precondition(resource, name, wanted, current)
         if subresource == "status":
-            return merge_status(incoming, current)
-        return merge_update(ctx, resource, name, copy.deepcopy(incoming), current)
+            new = merge_status(incoming, copy.deepcopy(current))
+        else:
+            new = merge_update(ctx, resource, name, copy.deepcopy(incoming), current)
+        if manager is not None:
+            fieldmanager.stamp(resource, subresource, manager, current, new, sent_managed)
+        return new
 
     return await guaranteed_update(ctx, resource, namespace, name, mutate, dry_run=dry_run,
                                    reallocate=not subresource)

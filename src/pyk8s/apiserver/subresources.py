@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from pyk8s.apiserver import codec, nodeproxy, objects, rest, validation
+from pyk8s.apiserver import codec, fieldmanager, nodeproxy, objects, rest, validation
 from pyk8s.apiserver.context import ApiContext
 from pyk8s.apiserver.http import User, json_response, may_do_anything, success_status
 from pyk8s.apiserver.objects import Obj
@@ -54,8 +54,8 @@ def apply_patch(res: Resource, current: Obj, patch_type: str, body: Any) -> Obj:
                     "application/apply-patch+yaml")
             result = patch.strategic_merge_patch(current, body, _merge_schema(res))
         else:
-            # Server-side apply, approximated until field ownership arrives: the applied
-            # configuration is merged into the live object as a strategic merge patch.
+            # Server-side apply without a manager (internal callers; the API requires one):
+            # the applied configuration as a strategic merge patch.
             if not isinstance(body, dict):
                 raise errors.bad_request("an apply patch must be an object")
             body = {k: v for k, v in body.items() if k not in ("apiVersion", "kind")}
@@ -71,21 +71,34 @@ async def patch_object(
     ctx: ApiContext, res: Resource, namespace: str, name: str, sub: str, patch_type: str,
     body: Any, *, dry_run: bool, force: bool,
     field_validation: validation.FieldValidation | None = None,
+    manager: str | None = None,
 ) -> tuple[Obj, bool]:
-    if patch_type == codec.APPLY_PATCH and not sub:
+    """Patch an object. An apply (server-side apply, with ``manager``) is merged by field
+    ownership (:mod:`pyk8s.apiserver.fieldmanager`) and creates a missing object; other
+    patches record ``manager``'s Update."""
+    config: Obj | None = None
+    if patch_type == codec.APPLY_PATCH and sub in ("", "status"):
+        if not isinstance(body, dict):
+            raise errors.bad_request("an apply patch must be an object")
+        meta = body.setdefault("metadata", {})
+        if isinstance(meta, dict) and meta.get("name") not in (None, name):
+            raise errors.bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})")
+        if isinstance(meta, dict):
+            meta["name"] = name
+        decoded = validation.decode_body(res, body, field_validation)
+        if manager is not None and isinstance(decoded, dict):
+            config = decoded
         key = res.key(namespace, name)
-        if await ctx.store.get(key) is None:
-            if not isinstance(body, dict):
-                raise errors.bad_request("an apply patch must be an object")
-            meta = body.setdefault("metadata", {})
-            if isinstance(meta, dict) and meta.get("name") not in (None, name):
-                raise errors.bad_request(
-                    f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})")
-            if isinstance(meta, dict):
-                meta["name"] = name
-            body = validation.decode_body(res, body, field_validation)
+        if not sub and await ctx.store.get(key) is None:
+            managed = None
+            if config is not None:
+                decoded = fieldmanager.apply(res, None, copy.deepcopy(config), manager or "", force)
+                managed = decoded["metadata"].pop("managedFields", None)
             try:
-                return await rest.create(ctx, res, namespace, body, dry_run=dry_run), True
+                obj = await rest.create(ctx, res, namespace, decoded, dry_run=dry_run,
+                                        managed_fields=managed)
+                return obj, True
             except errors.ApiError as err:
                 if err.reason != "AlreadyExists":
                     raise
@@ -96,10 +109,17 @@ async def patch_object(
 
     def mutate(current: Obj) -> Obj:
         rest.check_precondition(res, name, wanted, current)
-        patched = apply_patch(res, copy.deepcopy(current), patch_type, body)
+        if config is not None:
+            patched = fieldmanager.apply(res, copy.deepcopy(current), config, manager or "",
+                                         force, sub)
+        else:
+            patched = apply_patch(res, copy.deepcopy(current), patch_type, body)
+        sent_managed = (patched.get("metadata") or {}).get("managedFields") \
+            if isinstance(patched.get("metadata"), dict) else None
         patched["apiVersion"] = res.api_version
         patched["kind"] = res.kind
-        patched = validation.decode_patched(res, patched, body, patch_type, field_validation)
+        patched = validation.decode_patched(res, patched, body, patch_type,
+                                            None if config is not None else field_validation)
         meta = patched.get("metadata")
         if not isinstance(meta, dict):
             raise errors.ApiError(422, "Invalid", "metadata must be an object")
@@ -110,8 +130,14 @@ async def patch_object(
             raise errors.invalid(res.group, res.kind, name, [(
                 "metadata.namespace", "FieldValueInvalid", "Invalid value: field is immutable")])
         if sub == "status":
-            return rest.merge_status(patched, current)
-        return rest.merge_update(ctx, res, name, patched, current)
+            new = rest.merge_status(patched, copy.deepcopy(current))
+        else:
+            new = rest.merge_update(ctx, res, name, patched, current)
+        if config is not None:
+            fieldmanager.keep(new, sent_managed)
+        elif manager is not None:
+            fieldmanager.stamp(res, sub, manager, current, new, sent_managed)
+        return new
 
     obj = await rest.guaranteed_update(ctx, res, namespace, name, mutate, dry_run=dry_run,
                                        reallocate=not sub)
@@ -153,7 +179,7 @@ def _replicas_from(scale: Any, res: Resource, name: str) -> int:
 
 
 async def _write_scale(ctx: ApiContext, res: Resource, namespace: str, name: str,
-                       make_scale: Any, dry_run: bool) -> Obj:
+                       make_scale: Any, dry_run: bool, manager: str | None = None) -> Obj:
     def mutate(current: Obj) -> Obj:
         scale = make_scale(scale_of(res, current))
         wanted = (scale.get("metadata") or {}).get("resourceVersion") if isinstance(scale, dict) else None
@@ -161,23 +187,26 @@ async def _write_scale(ctx: ApiContext, res: Resource, namespace: str, name: str
         replicas = _replicas_from(scale, res, name)
         new = copy.deepcopy(current)
         new.setdefault("spec", {})["replicas"] = replicas
-        return rest.merge_update(ctx, res, name, new, current)
+        new = rest.merge_update(ctx, res, name, new, current)
+        if manager is not None:
+            fieldmanager.stamp(res, "scale", manager, current, new, None)
+        return new
 
     obj = await rest.guaranteed_update(ctx, res, namespace, name, mutate, dry_run=dry_run)
     return scale_of(res, obj)
 
 
 async def update_scale(ctx: ApiContext, res: Resource, namespace: str, name: str, body: Any,
-                       dry_run: bool) -> Obj:
+                       dry_run: bool, manager: str | None = None) -> Obj:
     if not isinstance(body, dict):
         raise errors.bad_request("the request body must be a Scale object")
-    return await _write_scale(ctx, res, namespace, name, lambda _scale: body, dry_run)
+    return await _write_scale(ctx, res, namespace, name, lambda _scale: body, dry_run, manager)
 
 
 async def patch_resource(ctx: ApiContext, res: Resource, namespace: str, name: str, sub: str,
                          patch_type: str, body: Any, *, dry_run: bool, force: bool,
                          field_validation: validation.FieldValidation | None = None,
-                         ) -> tuple[Obj, bool]:
+                         manager: str | None = None) -> tuple[Obj, bool]:
     if sub == "scale":
         def patched_scale(scale: Obj) -> Obj:
             try:
@@ -186,9 +215,11 @@ async def patch_resource(ctx: ApiContext, res: Resource, namespace: str, name: s
                 return patch.json_merge_patch(scale, body)
             except patch.PatchError as exc:
                 raise patch_failure(exc) from None
-        return await _write_scale(ctx, res, namespace, name, patched_scale, dry_run), False
+        return await _write_scale(ctx, res, namespace, name, patched_scale, dry_run,
+                                  manager), False
     return await patch_object(ctx, res, namespace, name, sub, patch_type, body,
-                              dry_run=dry_run, force=force, field_validation=field_validation)
+                              dry_run=dry_run, force=force, field_validation=field_validation,
+                              manager=manager)
 
 
 # -- POST subresources ---------------------------------------------------------------------
@@ -291,6 +322,10 @@ async def streaming(request: web.Request, ctx: ApiContext, target: Any) -> web.S
         return await nodeproxy.pod_logs(request, ctx, res, ns, name)
     if res.kind == "Pod" and sub == "exec":
         return await nodeproxy.pod_exec(request, ctx, res, ns, name)
+    if res.kind == "Pod" and sub == "attach":
+        return await nodeproxy.pod_attach(request, ctx, res, ns, name)
+    if res.kind == "Pod" and sub == "portforward":
+        return await nodeproxy.pod_portforward(request, ctx, res, ns, name)
     obj = await rest.get(ctx, res, ns, name)
     if res.kind == "Pod" and not (obj.get("spec") or {}).get("nodeName"):
         raise errors.bad_request(f"pod {name} does not have a host assigned")
