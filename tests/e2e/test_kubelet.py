@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 import time
 import uuid
@@ -25,12 +26,24 @@ from pyk8s.runtime import open_runtime, remove_everything
 from tests.cluster import Cluster, free_port
 
 
+def node_client_tls(cluster: Cluster) -> ssl.SSLContext:
+    """A client of the node server: the admin's certificate (system:masters); the kubelet's
+    own certificate is self-signed, so it is not verified (as the API server does not)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    pki = cluster.data_dir / "pki"
+    context.load_cert_chain(pki / "admin.crt", pki / "admin.key")
+    return context
+
+
 class KubeletThread:
     def __init__(self, cluster: Cluster, root: Path, node_name: str) -> None:
         self.cluster = cluster
         self.settings = KubeletSettings(node_name=node_name, root_dir=root, node_ip="127.0.0.1",
                                         pod_resync_interval=0.5, server_address="127.0.0.1",
-                                        server_port=free_port())
+                                        server_port=free_port(),
+                                        client_ca_file=str(cluster.data_dir / "pki" / "ca.crt"))
         self.loop: asyncio.AbstractEventLoop | None = None
         self.task: asyncio.Task[None] | None = None
         self.thread: threading.Thread | None = None
@@ -153,9 +166,11 @@ def test_pod_runs_survives_kubelet_restart_and_deletes_gracefully(
         assert reason in events
 
     # The node server serves the container's log as kubectl logs would show it.
-    base = f"http://127.0.0.1:{node.settings.server_port}/containerLogs/{namespace}/p/c"
-    assert urlopen(base, timeout=5).read() == b"hello\n"
-    stamped = urlopen(base + "?timestamps=true&tailLines=1", timeout=5).read().decode()
+    base = f"https://127.0.0.1:{node.settings.server_port}/containerLogs/{namespace}/p/c"
+    tls = node_client_tls(cluster)
+    assert urlopen(base, timeout=5, context=tls).read() == b"hello\n"
+    stamped = urlopen(base + "?timestamps=true&tailLines=1", timeout=5,
+                      context=tls).read().decode()
     assert stamped.endswith("Z hello\n") and stamped.startswith("20")
     # ... and kubectl logs reaches it through the API server's pods/log proxy.
     assert cluster.kubectl("logs", "p", "-n", namespace).stdout == "hello\n"
@@ -322,13 +337,14 @@ def test_exec_over_websocket_on_the_node_server(
     query = "&".join(["command=sh", "command=-c",
                       "command=read+x%3B+echo+$WHO+$x%3B+echo+err+>%262%3B+exit+3",
                       "input=1", "output=1", "error=1"])
-    url = (f"ws://127.0.0.1:{node.settings.server_port}/exec/{namespace}/sh/c?{query}")
+    url = (f"wss://127.0.0.1:{node.settings.server_port}/exec/{namespace}/sh/c?{query}")
 
     async def session() -> tuple[str, dict[int, bytes]]:
         import aiohttp
 
         got: dict[int, bytes] = {}
-        async with aiohttp.ClientSession() as http, \
+        connector = aiohttp.TCPConnector(ssl=node_client_tls(cluster))
+        async with aiohttp.ClientSession(connector=connector) as http, \
                 http.ws_connect(url, protocols=("v5.channel.k8s.io",)) as ws:
             await ws.send_bytes(b"\x00hello\n")
             await ws.send_bytes(b"\xff\x00")  # v5: stdin closed

@@ -26,7 +26,10 @@ class ServerSettings:
     min_request_timeout: int = 1800
     compaction_interval: float = 300.0
     event_ttl: float = 3600.0
-    kubelet_scheme: str = "http"  # node servers speak plain HTTP until they get certificates
+    kubelet_scheme: str = "https"
+    kubelet_certificate_authority: str = ""
+    """Verify kubelets' serving certificates with this CA; empty: not verified (upstream's
+    default: kubelets usually serve self-signed certificates)."""
     extra_sans: list[str] = field(default_factory=list)
 
     @property

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from pyk8s.apiserver import rest
-from pyk8s.apiserver.context import ApiContext
+from pyk8s.apiserver.context import ApiContext, ServerSettings
 from pyk8s.machinery import errors
 from pyk8s.machinery.resources import CATALOGUE, Resource
 
@@ -77,6 +78,40 @@ def node_endpoint(node: dict[str, Any]) -> tuple[str, int]:
     return address, int(port)
 
 
+_KUBELET_TLS: dict[tuple[str, str], ssl.SSLContext] = {}
+
+
+def kubelet_tls(settings: ServerSettings) -> ssl.SSLContext:
+    """The API server's kubelet client certificate (``<data-dir>/pki``); the kubelet's own
+    certificate is checked only against ``kubelet_certificate_authority`` when one is set."""
+    key = (str(settings.data_dir), settings.kubelet_certificate_authority)
+    context = _KUBELET_TLS.get(key)
+    if context is None:
+        pki = settings.data_dir / "pki"
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        context.load_cert_chain(pki / "apiserver-kubelet-client.crt",
+                                pki / "apiserver-kubelet-client.key")
+        if settings.kubelet_certificate_authority:
+            context.load_verify_locations(cafile=settings.kubelet_certificate_authority)
+        else:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        _KUBELET_TLS[key] = context
+    return context
+
+
+def kubelet_session(ctx: ApiContext,
+                    timeout: aiohttp.ClientTimeout | None = None) -> aiohttp.ClientSession:
+    """A client session for talking to kubelets (a fresh one per request: these are long
+    streams or rare scrapes, and a session is cheap next to them)."""
+    ssl_context: ssl.SSLContext | bool = False
+    if ctx.settings.kubelet_scheme == "https":
+        ssl_context = kubelet_tls(ctx.settings)
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=ssl_context),
+        timeout=timeout or aiohttp.ClientTimeout(total=None, sock_connect=5))
+
+
 async def pod_logs(request: web.Request, ctx: ApiContext, pods: Resource, namespace: str,
                    name: str) -> web.StreamResponse:
     pod = await rest.get(ctx, pods, namespace, name)
@@ -90,9 +125,8 @@ async def pod_logs(request: web.Request, ctx: ApiContext, pods: Resource, namesp
     host, port = node_endpoint(node)
     params = {k: request.query[k] for k in LOG_PARAMS if k in request.query}
     url = f"{ctx.settings.kubelet_scheme}://{host}:{port}/containerLogs/{namespace}/{name}/{container}"
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as session, \
+        async with kubelet_session(ctx) as session, \
                 session.get(url, params=params) as upstream:
             if upstream.status != 200:
                 text = (await upstream.text())[:1000].strip()
@@ -120,49 +154,197 @@ def _exec_query(request: web.Request, container: str) -> list[tuple[str, str]]:
     commands = request.query.getall("command", [])
     if not commands:
         raise errors.bad_request("you must specify at least 1 command")
-    flags = {"input": "stdin", "output": "stdout", "error": "stderr", "tty": "tty"}
-    query = [("command", c) for c in commands]
-    for ours, theirs in flags.items():
-        if request.query.get(theirs, "").lower() in ("1", "true"):
-            query.append((ours, "1"))
-    query.append(("container", container))
-    return query
+    return [*(("command", c) for c in commands), *_stream_flags(request),
+            ("container", container)]
 
 
-async def pod_exec(request: web.Request, ctx: ApiContext, pods: Resource, namespace: str,
-                   name: str) -> web.StreamResponse:
-    pod = await rest.get(ctx, pods, namespace, name)
-    container = pick_container(pod, request.query.get("container", ""))
+def _running_container(pod: dict[str, Any], requested: str, verb: str) -> tuple[str, str]:
+    """(container, node name) for exec and attach, with upstream's refusals."""
+    name = pod["metadata"]["name"]
+    container = pick_container(pod, requested)
     phase = (pod.get("status") or {}).get("phase")
     if phase in ("Succeeded", "Failed"):
-        raise errors.bad_request(f"cannot exec into a container in a completed pod; current phase is {phase}")
+        raise errors.bad_request(
+            f"cannot {verb} into a container in a completed pod; current phase is {phase}")
     node_name = (pod.get("spec") or {}).get("nodeName")
     if not node_name or _waiting_reason(pod, container) is not None:
         raise errors.bad_request(f'container "{container}" in pod "{name}" is waiting to start')
+    return container, str(node_name)
+
+
+def _offered(request: web.Request) -> list[str]:
+    return [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+            if p.strip()]
+
+
+async def _relay_to_node(request: web.Request, ctx: ApiContext, node_name: str, path: str,
+                         params: list[tuple[str, str]], protocols: tuple[str, ...],
+                         verb: str) -> web.StreamResponse:
+    """Open the kubelet's WebSocket first (so its refusal becomes a Status kubectl prints),
+    then accept the client's and relay messages both ways."""
     if request.headers.get("Upgrade", "").lower() != "websocket":
         # kubectl falls back to SPDY when the WebSocket upgrade fails; that transport is not
         # served, and this Status is what it then prints.
-        raise errors.bad_request("exec needs a WebSocket upgrade (v5.channel.k8s.io); SPDY is not supported")
+        raise errors.bad_request(
+            f"{verb} needs a WebSocket upgrade ({protocols[0]}); SPDY is not supported")
     host, port = node_endpoint(await rest.get(ctx, NODES, "", node_name))
     scheme = "wss" if ctx.settings.kubelet_scheme == "https" else "ws"
-    url = f"{scheme}://{host}:{port}/exec/{namespace}/{name}/{container}"
-    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
-    protocols = tuple(p for p in offered if p in EXEC_PROTOCOLS) or EXEC_PROTOCOLS[:1]
-    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
+    session = kubelet_session(ctx)
     try:
         try:
-            upstream = await session.ws_connect(url, params=_exec_query(request, container),
-                                                protocols=protocols, heartbeat=None)
+            upstream = await session.ws_connect(f"{scheme}://{host}:{port}{path}", params=params,
+                                                protocols=protocols, heartbeat=None,
+                                                max_msg_size=0)
         except aiohttp.WSServerHandshakeError as exc:
-            raise errors.bad_request(f"node {node_name} refused exec: {exc.message}") from None
+            raise errors.bad_request(f"node {node_name} refused {verb}: {exc.message}") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise errors.ApiError(503, "ServiceUnavailable",
-                                  f"unable to reach node {node_name} at {host}:{port}: {type(exc).__name__}") from None
+                                  f"unable to reach node {node_name} at {host}:{port}: "
+                                  f"{type(exc).__name__}") from None
         client = web.WebSocketResponse(protocols=(upstream.protocol or protocols[0],),
                                        autoping=True, max_msg_size=0)
         await client.prepare(request)
         await _relay(client, upstream)
         return client
+    finally:
+        await session.close()
+
+
+def _stream_flags(request: web.Request) -> list[tuple[str, str]]:
+    flags = {"input": "stdin", "output": "stdout", "error": "stderr", "tty": "tty"}
+    return [(ours, "1") for ours, theirs in flags.items()
+            if request.query.get(theirs, "").lower() in ("1", "true")]
+
+
+async def pod_exec(request: web.Request, ctx: ApiContext, pods: Resource, namespace: str,
+                   name: str) -> web.StreamResponse:
+    pod = await rest.get(ctx, pods, namespace, name)
+    container, node_name = _running_container(pod, request.query.get("container", ""), "exec")
+    protocols = tuple(p for p in _offered(request) if p in EXEC_PROTOCOLS) or EXEC_PROTOCOLS[:1]
+    return await _relay_to_node(request, ctx, node_name, f"/exec/{namespace}/{name}/{container}",
+                                _exec_query(request, container), protocols, "exec")
+
+
+async def pod_attach(request: web.Request, ctx: ApiContext, pods: Resource, namespace: str,
+                     name: str) -> web.StreamResponse:
+    pod = await rest.get(ctx, pods, namespace, name)
+    container, node_name = _running_container(pod, request.query.get("container", ""), "attach")
+    protocols = tuple(p for p in _offered(request) if p in EXEC_PROTOCOLS) or EXEC_PROTOCOLS[:1]
+    return await _relay_to_node(request, ctx, node_name,
+                                f"/attach/{namespace}/{name}/{container}",
+                                [*_stream_flags(request), ("container", container)], protocols,
+                                "attach")
+
+
+PORT_FORWARD_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
+
+
+async def pod_portforward(request: web.Request, ctx: ApiContext, pods: Resource,
+                          namespace: str, name: str) -> web.StreamResponse:
+    """kubectl 1.32 tunnels SPDY/3.1 in a WebSocket; the messages are relayed to the
+    kubelet's ``/portForward`` unchanged (the kubelet speaks the SPDY). Its fallback, SPDY over
+    an HTTP upgrade, is refused with a Status it prints."""
+    pod = await rest.get(ctx, pods, namespace, name)
+    node_name = (pod.get("spec") or {}).get("nodeName")
+    if not node_name:
+        raise errors.bad_request(f"pod {name} does not have a host assigned")
+    phase = (pod.get("status") or {}).get("phase")
+    if phase != "Running":
+        raise errors.bad_request(f"unable to forward port because pod is not running. "
+                                 f"Current status={phase}")
+    path = f"/portForward/{namespace}/{name}"
+    if request.headers.get("Upgrade", "").lower() == "spdy/3.1":
+        versions = [v.strip() for h in request.headers.getall("X-Stream-Protocol-Version", [])
+                    for v in h.split(",")]
+        if SPDY_PORT_FORWARD not in versions:
+            raise errors.bad_request(f"port-forward needs X-Stream-Protocol-Version "
+                                     f"{SPDY_PORT_FORWARD}")
+        return await _spdy_to_node(request, ctx, node_name, path)
+    if PORT_FORWARD_PROTOCOL not in _offered(request):
+        raise errors.bad_request(
+            f"port-forward needs a WebSocket upgrade with the {PORT_FORWARD_PROTOCOL} "
+            "subprotocol, or SPDY/3.1")
+    return await _relay_to_node(request, ctx, node_name, path, [], (PORT_FORWARD_PROTOCOL,),
+                                "port-forward")
+
+
+SPDY_PORT_FORWARD = "portforward.k8s.io"
+
+
+class _RawBytes:
+    """What aiohttp feeds an upgraded connection's bytes to (the hook WebSocketResponse
+    uses): they go to a queue, None at the end. aiohttp's parser does not know the SPDY
+    upgrade, so this is installed before the 101 goes out: the client sends nothing more
+    until it has read it."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        self.queue.put_nowait(bytes(data))
+        return False, b""
+
+    def feed_eof(self) -> None:
+        self.queue.put_nowait(None)
+
+
+async def _spdy_to_node(request: web.Request, ctx: ApiContext, node_name: str,
+                        path: str) -> web.StreamResponse:
+    """kubectl's fallback transport (SPDY/3.1 straight over the upgraded HTTP connection,
+    or ``KUBECTL_PORT_FORWARD_WEBSOCKETS=false``): its bytes are carried to the kubelet in
+    WebSocket messages, the same tunnel kubectl 1.32 uses by default, and back."""
+    host, port = node_endpoint(await rest.get(ctx, NODES, "", node_name))
+    scheme = "wss" if ctx.settings.kubelet_scheme == "https" else "ws"
+    session = kubelet_session(ctx)
+    try:
+        try:
+            upstream = await session.ws_connect(f"{scheme}://{host}:{port}{path}",
+                                                protocols=(PORT_FORWARD_PROTOCOL,),
+                                                heartbeat=None, max_msg_size=0)
+        except aiohttp.WSServerHandshakeError as exc:
+            raise errors.bad_request(f"node {node_name} refused port-forward: {exc.message}") \
+                from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise errors.ApiError(503, "ServiceUnavailable",
+                                  f"unable to reach node {node_name} at {host}:{port}: "
+                                  f"{type(exc).__name__}") from None
+        transport, protocol = request.transport, request.protocol
+        if transport is None:
+            return web.Response(status=499)
+        raw = _RawBytes()
+        protocol.set_parser(raw)  # type: ignore[arg-type]
+        response = web.StreamResponse(status=101, headers={
+            "Connection": "Upgrade", "Upgrade": "SPDY/3.1",
+            "X-Stream-Protocol-Version": SPDY_PORT_FORWARD})
+        await response.prepare(request)
+
+        async def up() -> None:
+            while (chunk := await raw.queue.get()) is not None:
+                await upstream.send_bytes(chunk)
+
+        async def down() -> None:
+            async for msg in upstream:
+                if msg.type != aiohttp.WSMsgType.BINARY:
+                    break
+                transport.write(msg.data)
+                while transport.get_write_buffer_size() > 1 << 20 and not transport.is_closing():
+                    await asyncio.sleep(0.005)  # a slow client: stop reading the kubelet
+
+        tasks = [asyncio.create_task(up()), asyncio.create_task(down())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, ConnectionResetError,
+                                         aiohttp.ClientError):
+                    await task
+            with contextlib.suppress(ConnectionResetError, aiohttp.ClientError):
+                await upstream.close()
+            response.force_close()
+            transport.close()
+        return response
     finally:
         await session.close()
 

@@ -18,14 +18,14 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from pyk8s.apiserver import codec, eventttl, handlers, rest
+from pyk8s.apiserver import codec, eventttl, handlers, metrics, rest
 from pyk8s.apiserver.context import ApiContext, ServerSettings
 from pyk8s.apiserver.discovery import Discovery
 from pyk8s.apiserver.http import boundary, raw_response
 from pyk8s.apiserver.openapi import OpenAPI
 from pyk8s.apiserver.watchcache import WatchCache
-from pyk8s.machinery import errors
 from pyk8s.machinery.resources import CATALOGUE
+from pyk8s.machinery.schema import definitions as schema_definitions
 from pyk8s.pki import kubeconfig
 from pyk8s.pki.keypair import KeyPair
 from pyk8s.storage import Store, open_store
@@ -53,6 +53,7 @@ class Pki:
     serving: KeyPair
     admin: KeyPair
     directory: Path
+    kubelet_client: KeyPair | None = None
 
 
 def _server_host(settings: ServerSettings) -> str:
@@ -97,7 +98,16 @@ def ensure_pki(settings: ServerSettings) -> Pki:
     else:
         admin = issuer().issue_client(ca, "kubernetes-admin", ["system:masters"])
         admin.write(adm_crt, adm_key)
-    return Pki(ca, serving, admin, directory)
+    # What the API server shows kubelets (logs, exec, port-forward, stats), as upstream's
+    # --kubelet-client-certificate.
+    kc_crt, kc_key = directory / "apiserver-kubelet-client.crt", directory / "apiserver-kubelet-client.key"
+    if kc_crt.exists() and kc_key.exists():
+        kubelet_client = KeyPair.read(kc_crt, kc_key)
+    else:
+        kubelet_client = issuer().issue_client(ca, "kube-apiserver-kubelet-client",
+                                               ["system:masters"])
+        kubelet_client.write(kc_crt, kc_key)
+    return Pki(ca, serving, admin, directory, kubelet_client)
 
 
 def ssl_context(pki: Pki) -> ssl.SSLContext:
@@ -149,16 +159,13 @@ async def _version(request: web.Request) -> web.Response:
     return raw_response(orjson.dumps(VERSION))
 
 
-async def _no_openapi_v2(request: web.Request) -> web.Response:
-    raise errors.ApiError(404, "NotFound", "the server could not find the requested resource",
-                          details={})
-
-
 def build_app(ctx: ApiContext) -> web.Application:
     app = web.Application(middlewares=[boundary], client_max_size=codec.MAX_BODY + 1)
     app[handlers.CTX] = ctx
-    discovery = Discovery(ctx.catalogue, f"{_server_host(ctx.settings)}:{ctx.settings.port}")
+    discovery = Discovery(metrics.with_metrics(ctx.catalogue),
+                          f"{_server_host(ctx.settings)}:{ctx.settings.port}")
     openapi = OpenAPI(ctx.catalogue)
+    schema_definitions.warm_up()  # ~50 ms of parsing, kept off the start path
     r = app.router
     for path in ("/healthz", "/livez", "/readyz"):
         r.add_get(path, _plain)
@@ -175,10 +182,11 @@ def build_app(ctx: ApiContext) -> web.Application:
     r.add_get("/apis/{group}/", discovery.group)
     r.add_get("/apis/{group}/{version}", discovery.group_version)
     r.add_get("/apis/{group}/{version}/", discovery.group_version)
+    metrics.add_routes(r)
     r.add_route("*", "/apis/{group}/{version}/{rest:.+}", handlers.handle_group)
     r.add_get("/openapi/v3", openapi.index)
     r.add_get("/openapi/v3/{path:.+}", openapi.document)
-    r.add_get("/openapi/v2", _no_openapi_v2)
+    r.add_get("/openapi/v2", openapi.v2)
     return app
 
 

@@ -43,6 +43,22 @@ class ClusterSettings:
     node_labels: dict[str, str] = field(default_factory=dict)
 
 
+def kubelet_serving_cert(server: ApiServer, node: str, hosts: list[str]) -> tuple[Path, Path]:
+    """The local kubelet's serving certificate, issued by the cluster CA for its names (and
+    re-issued when they change)."""
+    pki = server.settings.data_dir / "pki"
+    crt, key, sans = pki / "kubelet.crt", pki / "kubelet.key", pki / "kubelet.sans"
+    names = [h for h in dict.fromkeys([node, *hosts, "127.0.0.1", "localhost"]) if h]
+    if not (crt.exists() and key.exists() and sans.exists()
+            and sans.read_text() == "\n".join(names)):
+        from pyk8s.pki import certs
+
+        ca = KeyPair.read(pki / "ca.crt", pki / "ca.key")
+        certs.issue_serving(ca, f"system:node:{node}", names).write(crt, key)
+        sans.write_text("\n".join(names))
+    return crt, key
+
+
 def component_kubeconfig(server: ApiServer, component: str, user: str) -> Path:
     """The component's kubeconfig, with a client certificate issued on first use."""
     path = server.settings.data_dir / f"{component}.kubeconfig"
@@ -90,12 +106,15 @@ class Cluster:
             client = self._client(component, _IDENTITIES[component])
             return Scheduler(client, SchedulerSettings()).run()
         if component == "kubelet":
+            import socket
+
             from pyk8s.kubelet.kubelet import Kubelet
             from pyk8s.kubelet.settings import KubeletSettings, default_node_name
             from pyk8s.runtime import open_runtime
 
             node = self.settings.node_name or default_node_name()
             host = self.api.url.split("//", 1)[1].rsplit(":", 1)[0]
+            crt, key = kubelet_serving_cert(self.api, node, [host, socket.gethostname()])
             kubelet_settings = KubeletSettings(
                 node_name=node,
                 root_dir=self.settings.api.data_dir / "kubelet",
@@ -103,6 +122,9 @@ class Cluster:
                 server_address=host,
                 server_port=self.settings.kubelet_port,
                 node_labels=dict(self.settings.node_labels),
+                tls_cert_file=str(crt),
+                tls_private_key_file=str(key),
+                client_ca_file=str(self.settings.api.data_dir / "pki" / "ca.crt"),
             )
             runtime = open_runtime(self.settings.runtime,
                                    state_dir=kubelet_settings.runtime_state_dir,

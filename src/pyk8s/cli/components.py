@@ -95,6 +95,9 @@ def run_agent(args: argparse.Namespace) -> int:
         node_ip=args.node_ip,
         server_address=args.address or args.node_ip or "127.0.0.1",
         server_port=args.port,
+        tls_cert_file=args.tls_cert_file,
+        tls_private_key_file=args.tls_private_key_file,
+        client_ca_file=args.client_ca_file,
     )
 
     def work(client: ApiClient) -> Awaitable[None]:
@@ -138,6 +141,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--address", default="", help="node server address (default: node IP)")
     p.add_argument("--port", type=int, default=10250)
     p.add_argument("--runtime", default="process")
+    p.add_argument("--tls-cert-file", default="",
+                   help="node server certificate (default: self-signed, in <root-dir>/pki)")
+    p.add_argument("--tls-private-key-file", default="")
+    p.add_argument("--client-ca-file", default="",
+                   help="require node server clients to present a certificate from this CA "
+                        "(the cluster CA: <data-dir>/pki/ca.crt of the server)")
     p.set_defaults(func=run_agent)
 
     p = sub.add_parser("hollow-nodes", help="register fake nodes that pretend to run pods")

@@ -85,6 +85,8 @@ async def follow_log(path: Path, opts: LogOptions, running: Callable[[], Awaitab
         alive = await running()
         try:
             with path.open("rb") as f:
+                if f.seek(0, 2) < offset:
+                    offset = 0  # rotated: the new file starts over
                 f.seek(offset)
                 chunk = f.read()
         except FileNotFoundError:

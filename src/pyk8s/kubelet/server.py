@@ -1,14 +1,15 @@
-"""The node server (upstream: the kubelet's port 10250): container logs and exec.
+"""The node server (upstream: the kubelet's port 10250), what the API server proxies to.
 
 ``GET /containerLogs/{namespace}/{pod}/{container}`` with ``follow``, ``tailLines``,
 ``timestamps``, ``previous``, ``sinceSeconds``, ``sinceTime`` and ``limitBytes``, answered
-as upstream's kubelet does (plain text, streamed when following). The API server proxies
-``pods/log`` here. ``/exec/{namespace}/{pod}/{container}`` runs a command in a running
-container over WebSocket (:mod:`streaming`). ``/healthz`` answers ``ok``; ``/pods`` lists the
-pods this node runs.
+as upstream's kubelet does (plain text, streamed when following). ``/exec/..`` and
+``/attach/{namespace}/{pod}/{container}`` stream over WebSocket (:mod:`streaming`);
+``/portForward/{namespace}/{pod}`` carries SPDY/3.1 in a WebSocket (:mod:`portforward`);
+``/stats/summary`` reports resource usage (:mod:`stats`); ``/healthz`` answers ``ok``;
+``/pods`` lists the pods this node runs.
 
-Plain HTTP on a configurable address for now; TLS with client-certificate authentication
-(the API server's kubelet client certificate) comes with the node's serving certificate.
+HTTPS only, with client-certificate authentication when a client CA is configured
+(:mod:`tls`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from pyk8s.kubelet.logs import LogOptions, follow_log
+from pyk8s.kubelet.portforward import serve_port_forward
+from pyk8s.kubelet.stats import StatsProvider
 from pyk8s.kubelet.status import latest_by_name
-from pyk8s.kubelet.streaming import serve_exec
+from pyk8s.kubelet.streaming import serve_attach, serve_exec
+from pyk8s.kubelet.tls import authorizer, serving_context
 from pyk8s.machinery.meta import parse_rfc3339
-from pyk8s.runtime import ContainerState
+from pyk8s.runtime import ContainerState, SandboxState
 
 if TYPE_CHECKING:
     from pyk8s.kubelet.kubelet import Kubelet
@@ -126,7 +130,53 @@ def make_app(kubelet: Kubelet) -> web.Application:
                 text=f'container "{container}" in pod "{name}" is not running')
         return await serve_exec(request, kubelet.runtime, running[-1].id)
 
-    app = web.Application()
+    async def attach_handler(request: web.Request) -> web.StreamResponse:
+        ns, name = request.match_info["namespace"], request.match_info["pod"]
+        container = request.match_info["container"]
+        pod = kubelet.informer.get(f"{ns}/{name}") if kubelet.informer is not None else None
+        if pod is None:
+            raise web.HTTPNotFound(text=f'pod "{name}" not found')
+        uid = pod["metadata"]["uid"]
+        running = [c for sb in await kubelet.runtime.list_pod_sandboxes()
+                   if sb.config.pod_uid == uid
+                   for c in await kubelet.runtime.list_containers(sb.id)
+                   if c.name == container and c.state == ContainerState.RUNNING]
+        if not running:
+            raise web.HTTPBadRequest(
+                text=f'container "{container}" in pod "{name}" is not running')
+        cid = running[-1].id
+
+        async def alive() -> bool:
+            try:
+                return (await kubelet.runtime.container_status(cid)).state \
+                    == ContainerState.RUNNING
+            except Exception:
+                return False
+
+        return await serve_attach(request, Path(running[-1].log_path), alive)
+
+    async def port_forward_handler(request: web.Request) -> web.StreamResponse:
+        ns, name = request.match_info["namespace"], request.match_info["pod"]
+        pod = kubelet.informer.get(f"{ns}/{name}") if kubelet.informer is not None else None
+        if pod is None:
+            raise web.HTTPNotFound(text=f'pod "{name}" not found')
+        uid = pod["metadata"]["uid"]
+        sandboxes = [sb for sb in await kubelet.runtime.list_pod_sandboxes()
+                     if sb.config.pod_uid == uid and sb.state == SandboxState.READY]
+        if not sandboxes:
+            raise web.HTTPBadRequest(text=f'pod "{name}" has no running sandbox')
+        return await serve_port_forward(request, kubelet.runtime, sandboxes[-1].id, name)
+
+    stats = StatsProvider(kubelet.runtime, kubelet.settings.node_name,
+                          lambda: kubelet.informer.list() if kubelet.informer is not None else [])
+
+    async def stats_summary(request: web.Request) -> web.Response:
+        return web.json_response(await stats.summary())
+
+    app = web.Application(middlewares=[authorizer(bool(kubelet.settings.client_ca_file))])
+    app.router.add_get("/stats/summary", stats_summary)
+    app.router.add_get("/portForward/{namespace}/{pod}", port_forward_handler)
+    app.router.add_get("/attach/{namespace}/{pod}/{container}", attach_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/exec/{namespace}/{pod}/{container}", exec_handler)
     app.router.add_post("/exec/{namespace}/{pod}/{container}", exec_handler)
@@ -138,9 +188,11 @@ def make_app(kubelet: Kubelet) -> web.Application:
 async def serve(kubelet: Kubelet, address: str, port: int) -> None:
     runner = web.AppRunner(make_app(kubelet), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, address, port)
+    context = serving_context(kubelet.settings, kubelet.node_ip)
+    site = web.TCPSite(runner, address, port, ssl_context=context)
     await site.start()
-    log.info("node server listening address=%s port=%d", address, port)
+    log.info("node server listening address=%s port=%d tls=true client_auth=%s", address, port,
+             bool(kubelet.settings.client_ca_file))
     try:
         await asyncio.Event().wait()
     finally:

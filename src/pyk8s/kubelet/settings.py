@@ -44,6 +44,14 @@ class KubeletSettings:
     server_address: str = ""
     """Where the node server (container logs) listens; empty disables it."""
     server_port: int = 10250
+    tls_cert_file: str = ""
+    """The node server's certificate; empty: a self-signed one is made in ``<root>/pki``
+    (upstream's behaviour without ``--tls-cert-file``)."""
+    tls_private_key_file: str = ""
+    client_ca_file: str = ""
+    """Clients of the node server must present a certificate signed by this CA and be in
+    ``system:masters`` (the API server's kubelet client is); empty: no client
+    authentication (logged as a warning)."""
     kubelet_version: str = "v1.32.4"
     eviction_memory_reserve: str = "100Mi"
     """Upstream's default hard eviction threshold, taken out of allocatable memory."""

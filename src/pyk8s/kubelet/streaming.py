@@ -7,7 +7,7 @@ Framing: every binary message starts with a channel byte -- 0 stdin, 1 stdout, 2
 3 the final ``Status`` (JSON; ``NonZeroExitCode`` with the code as a cause, as kubectl
 expects), 4 terminal resize (``{"Width":..,"Height":..}``), and in v5 a 255 message whose
 second byte names a channel the client has closed (stdin's end). SPDY, the older transport,
-is not served.
+is not served. ``attach`` uses the same framing (:func:`serve_attach`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,14 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from pyk8s.runtime import ExecProcess, Runtime, RuntimeOperationError
+from pyk8s.runtime.logs import parse_record
 
 log = logging.getLogger("pyk8s.kubelet.streaming")
 
@@ -101,6 +104,63 @@ async def serve_exec(request: web.Request, runtime: Runtime, container_id: str) 
         raise
     finally:
         feeder.cancel()
+        with contextlib.suppress(Exception):
+            await ws.close()
+    return ws
+
+
+async def serve_attach(request: web.Request, log_path: Path,
+                       running: Callable[[], Awaitable[bool]], poll: float = 0.1
+                       ) -> web.StreamResponse:
+    """``attach`` for a runtime whose containers write only to their log file (the process
+    runtime's shims do): new output is streamed as it is logged, stdout records on channel
+    1 and stderr on 2, until the container stops; then a ``Success`` status, as upstream
+    ends an attach. The container has no stdin to attach to: stdin frames are dropped."""
+    stdout = _flag(request, "output", "stdout")
+    stderr = _flag(request, "error", "stderr")
+    ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True)
+    if not ws.can_prepare(request).ok:
+        raise web.HTTPBadRequest(text="attach needs a WebSocket upgrade (v5.channel.k8s.io)")
+    await ws.prepare(request)
+    try:
+        offset = log_path.stat().st_size
+    except OSError:
+        offset = 0
+
+    async def drain() -> None:  # the client's frames: stdin and resizes have nowhere to go
+        async for _ in ws:
+            pass
+
+    reader = asyncio.create_task(drain())
+    try:
+        while not reader.done():
+            alive = await running()
+            try:
+                with log_path.open("rb") as f:
+                    if f.seek(0, 2) < offset:
+                        offset = 0  # rotated or truncated
+                    f.seek(offset)
+                    chunk = f.read()
+            except OSError:
+                chunk = b""
+            end = chunk.rfind(b"\n") + 1
+            offset += end
+            for line in chunk[:end].split(b"\n"):
+                record = parse_record(line) if line else None
+                if record is None:
+                    continue
+                channel = STDERR if record.stream == "stderr" else STDOUT
+                if (channel == STDOUT and stdout) or (channel == STDERR and stderr):
+                    await ws.send_bytes(bytes([channel]) + record.content
+                                        + (b"" if record.partial else b"\n"))
+            if not alive and not end:
+                await ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(0, [])).encode())
+                break
+            await asyncio.sleep(poll)
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        reader.cancel()
         with contextlib.suppress(Exception):
             await ws.close()
     return ws

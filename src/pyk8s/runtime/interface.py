@@ -22,12 +22,14 @@ else should escape a runtime: subprocess and OS errors are translated at its bou
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # annotations only: container supervisors import this without asyncio
+    import asyncio
 
 
 class RuntimeOperationError(Exception):
@@ -233,5 +235,11 @@ class Runtime(Protocol):
                         timeout: float) -> ExecResult: ...
 
     async def container_stats(self, container_id: str) -> ContainerStats: ...
+
+    async def port_forward(self, sandbox_id: str, port: int
+                           ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TCP connection to ``port`` in the sandbox's network (CRI ``PortForward``).
+        Raises :class:`RuntimeOperationError` when nothing listens there."""
+        ...
 
     async def close(self) -> None: ...

@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import struct
+import subprocess
 import sys
 import termios
 import uuid
@@ -165,15 +166,23 @@ class ProcessRuntime:
 
     def __init__(self, state_dir: str | Path, *, host_ip: str = "127.0.0.1",
                  python: str = sys.executable, poll_interval: float = 0.05,
-                 namespaces: bool | None = None) -> None:
+                 namespaces: bool | None = None, log_max_size: int = 10 * 1024 * 1024,
+                 log_max_files: int = 5) -> None:
         """``namespaces``: use mount/UTS namespaces (volumes, hostname); None means "when
-        root", False forces the unprivileged behaviour (pods with volumes fail)."""
+        root", False forces the unprivileged behaviour (pods with volumes fail).
+        ``log_max_size``/``log_max_files``: container log rotation (upstream's
+        ``containerLogMaxSize`` 10Mi and ``containerLogMaxFiles`` 5; size 0: never)."""
+        self.log_max_size = log_max_size
+        self.log_max_files = log_max_files
         self.state_dir = Path(state_dir)
         self._namespaces = os.geteuid() == 0 if namespaces is None else namespaces
         self.host_ip = host_ip
         self.python = python
         self.poll_interval = poll_interval
         self._sandboxes = self.state_dir / "sandboxes"
+        self._sandbox_cache: dict[str, tuple[tuple[int, int, int], PodSandbox]] = {}
+        self._file_cache: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+        self._alive_cache: dict[str, tuple[int, int]] = {}
         self._containers = self.state_dir / "containers"
         self._sandboxes.mkdir(parents=True, exist_ok=True)
         self._containers.mkdir(parents=True, exist_ok=True)
@@ -200,13 +209,27 @@ class ProcessRuntime:
         return sandbox_id
 
     def _sandbox(self, sandbox_id: str) -> PodSandbox:
-        data = _read_json(self._sandboxes / sandbox_id / "sandbox.json")
+        """Parsed once per version of its file (a kubelet lists every sandbox when a pod
+        worker starts: with many pods, re-parsing them all made starts quadratic)."""
+        path = self._sandboxes / sandbox_id / "sandbox.json"
+        try:
+            st = path.stat()
+        except OSError:
+            self._sandbox_cache.pop(sandbox_id, None)
+            raise NotFoundError("sandbox", sandbox_id) from None
+        version = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self._sandbox_cache.get(sandbox_id)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        data = _read_json(path)
         if data is None:
             raise NotFoundError("sandbox", sandbox_id)
-        return PodSandbox(id=data["id"], config=PodSandboxConfig(**data["config"]),
-                          state=SandboxState(data["state"]),
-                          created_at=_ts(data["created_at"]) or datetime.now(UTC),
-                          ip=data.get("ip", ""))
+        sandbox = PodSandbox(id=data["id"], config=PodSandboxConfig(**data["config"]),
+                             state=SandboxState(data["state"]),
+                             created_at=_ts(data["created_at"]) or datetime.now(UTC),
+                             ip=data.get("ip", ""))
+        self._sandbox_cache[sandbox_id] = (version, sandbox)
+        return sandbox
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:
         path = self._sandboxes / sandbox_id / "sandbox.json"
@@ -273,6 +296,7 @@ class ProcessRuntime:
             "uts_namespace": self.can_mount and bool(hostname),
             "mounts": [asdict(m) for m in config.mounts],
             "resources": asdict(config.resources), "log_path": log_path,
+            "log_max_size": self.log_max_size, "log_max_files": self.log_max_files,
             "cgroup_parent": sandbox.config.cgroup_parent or f"pyk8s/pod{sandbox.config.pod_uid}",
             "labels": dict(config.labels), "annotations": dict(config.annotations),
             "created_at": datetime.now(UTC).timestamp()})
@@ -289,12 +313,9 @@ class ProcessRuntime:
         if (cdir / "state.json").exists() or (cdir / "shim.pid").exists():
             raise RuntimeOperationError("RunContainerError",
                                         f"container {container_id} was already started")
-        proc = await asyncio.create_subprocess_exec(
-            self.python, "-m", SHIM_MODULE, str(cdir),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL, start_new_session=True, cwd="/",
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
-        await proc.wait()  # the launcher exits at once; the supervisor is detached
+        # Spawned from a thread: subprocess uses vfork there, where the event loop's own
+        # spawn (uvloop's) forks the whole kubelet process, ~30 ms of page tables per start.
+        await asyncio.to_thread(self._launch_shim, cdir)
         for _ in range(int(30 / self.poll_interval)):
             if (cdir / "state.json").exists():
                 return
@@ -302,18 +323,58 @@ class ProcessRuntime:
         raise RuntimeOperationError("RunContainerError",
                                     f"the supervisor of {container_id} did not start")
 
+    def _launch_shim(self, cdir: Path) -> None:
+        """Run the launcher; it exits at once, leaving the supervisor detached."""
+        launcher = subprocess.Popen(
+            [self.python, "-m", SHIM_MODULE, str(cdir)], stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            cwd="/", env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
+        launcher.wait()
+
+    def _read_cached(self, path: Path) -> dict[str, Any] | None:
+        """A state file parsed once per version (kubelets re-read every container every
+        second); callers must not change what they get."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            self._file_cache.pop(str(path), None)
+            return None
+        version = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self._file_cache.get(str(path))
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        data = _read_json(path)
+        if data is not None:
+            self._file_cache[str(path)] = (version, data)
+        return data
+
+    def _alive(self, cdir: Path) -> bool:
+        """``_shim_alive``, then one stat of ``/proc/<pid>`` while that process lives."""
+        known = self._alive_cache.get(cdir.name)
+        if known is not None:
+            with contextlib.suppress(OSError):
+                if os.stat(f"/proc/{known[0]}").st_ctime_ns == known[1]:
+                    return True
+        self._alive_cache.pop(cdir.name, None)
+        if not _shim_alive(cdir):
+            return False
+        with contextlib.suppress(OSError, ValueError):
+            pid = int((cdir / "shim.pid").read_text())
+            self._alive_cache[cdir.name] = (pid, os.stat(f"/proc/{pid}").st_ctime_ns)
+        return True
+
     def _status(self, cdir: Path) -> ContainerStatus:
-        config = _read_json(cdir / "config.json")
+        config = self._read_cached(cdir / "config.json")
         if config is None:
             raise NotFoundError("container", cdir.name)
-        state = _read_json(cdir / "state.json") or {}
+        state = dict(self._read_cached(cdir / "state.json") or {})
         status = state.get("status", "created")
         kind = {"created": ContainerState.CREATED, "running": ContainerState.RUNNING,
                 "exited": ContainerState.EXITED}.get(status, ContainerState.UNKNOWN)
         reason, message = state.get("reason", ""), state.get("message", "")
         exit_code = state.get("exit_code", 0)
         finished = _ts(state.get("finished_at"))
-        if kind == ContainerState.RUNNING and not _shim_alive(cdir):
+        if kind == ContainerState.RUNNING and not self._alive(cdir):
             # The supervisor died (host reboot, kill -9): the container goes with it.
             kind, exit_code, reason = ContainerState.EXITED, 255, "Unknown"
             message = "the container's supervisor is gone"
@@ -384,11 +445,15 @@ class ProcessRuntime:
         status = self._status(cdir)
         if status.state == ContainerState.RUNNING:
             await self.stop_container(container_id, 0)
-        with contextlib.suppress(OSError):
-            os.unlink(status.log_path)  # as CRI runtimes do on RemoveContainer
+        for path in [status.log_path, *_rotated(status.log_path)]:
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # as CRI runtimes do on RemoveContainer
         with contextlib.suppress(OSError):
             (self._sandboxes / status.sandbox_id / f"c.{container_id}").unlink()
         shutil.rmtree(cdir, ignore_errors=True)
+        self._alive_cache.pop(container_id, None)
+        for name in ("config.json", "state.json"):
+            self._file_cache.pop(str(cdir / name), None)
 
     # ---- exec and stats -------------------------------------------------------------------
 
@@ -460,8 +525,35 @@ class ProcessRuntime:
         usage, working = mem or (0, 0)
         return ContainerStats(container_id, datetime.now(UTC), cpu or 0, working, usage)
 
+    async def port_forward(self, sandbox_id: str, port: int
+                           ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The pod's network is the host's: a connection to the host's loopback, where a
+        server inside a pod that binds 127.0.0.1 is reachable too (as from inside a pod's
+        own network namespace)."""
+        sandbox = self._sandbox(sandbox_id)
+        if sandbox.state != SandboxState.READY:
+            raise RuntimeOperationError("PortForwardError",
+                                        f"sandbox {sandbox_id} is not ready")
+        try:
+            return await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 10)
+        except (OSError, TimeoutError) as exc:
+            reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno \
+                else "timed out"
+            raise RuntimeOperationError(
+                "PortForwardError", f"failed to connect to localhost:{port} inside namespace "
+                f"of sandbox {sandbox_id[:12]}: {reason}") from None
+
     async def close(self) -> None:
         return None
+
+
+def _rotated(log_path: str) -> list[str]:
+    directory, base = os.path.split(log_path)
+    try:
+        return [os.path.join(directory, f) for f in os.listdir(directory)
+                if f.startswith(base + ".")]
+    except OSError:
+        return []
 
 
 def _reap_orphan(cdir: Path, state: dict[str, Any], finished: datetime) -> None:

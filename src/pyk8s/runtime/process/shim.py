@@ -143,10 +143,41 @@ def _child(config: dict[str, Any], cg: cgroups.CgroupSet, out_w: int, err_w: int
 
 
 class _LogWriter:
-    def __init__(self, path: str) -> None:
+    """CRI-format records into ``path``, rotated by size as upstream's kubelet rotates
+    (``containerLogMaxSize``/``containerLogMaxFiles``): past ``max_size`` the file becomes
+    ``<path>.<YYYYmmdd-HHMMSS.micros>`` and a new one starts; at most ``max_files`` files are kept,
+    the current one included. Rotated files are not compressed."""
+
+    def __init__(self, path: str, max_size: int = 10 * 1024 * 1024, max_files: int = 5) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.path = path
+        self.max_size = max_size
+        self.max_files = max(max_files, 1)
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self.size = os.fstat(self.fd).st_size
         self.pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+
+    def _write(self, data: bytes) -> None:
+        os.write(self.fd, data)
+        self.size += len(data)
+        if self.max_size > 0 and self.size >= self.max_size:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        # Upstream's suffix (YYYYmmdd-HHMMSS) plus microseconds: names sort by age, which
+        # pruning relies on, even for several rotations in one second.
+        target = f"{self.path}.{_now().strftime('%Y%m%d-%H%M%S.%f')}"
+        while os.path.exists(target):
+            target += "0"
+        os.rename(self.path, target)
+        os.close(self.fd)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self.size = 0
+        directory, base = os.path.split(self.path)
+        rotated = sorted(f for f in os.listdir(directory) if f.startswith(base + "."))
+        for old in rotated[:max(len(rotated) - (self.max_files - 1), 0)]:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, old))
 
     def feed(self, stream: str, data: bytes) -> None:
         buf = self.pending[stream] + data
@@ -162,12 +193,12 @@ class _LogWriter:
             buf = buf[MAX_LINE:]
         self.pending[stream] = buf
         if out:
-            os.write(self.fd, b"".join(out))
+            self._write(b"".join(out))
 
     def close(self) -> None:
         for stream, rest in self.pending.items():
             if rest:
-                os.write(self.fd, format_record(_now(), stream, rest))
+                self._write(format_record(_now(), stream, rest))
         os.close(self.fd)
 
 
@@ -196,7 +227,8 @@ def supervise(cdir: Path) -> int:
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     errpipe_r, errpipe_w = os.pipe2(os.O_CLOEXEC)
-    log = _LogWriter(config["log_path"])
+    log = _LogWriter(config["log_path"], config.get("log_max_size", 10 * 1024 * 1024),
+                     config.get("log_max_files", 5))
     pid = os.fork()
     if pid == 0:
         os.close(out_r)
