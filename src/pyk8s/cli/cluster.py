@@ -33,6 +33,16 @@ _IDENTITIES = {
 }
 
 
+# The names upstream's components give themselves in their User-Agent: the API server
+# derives field managers (managedFields) from it, so users see the names they know.
+_AGENT_NAMES = {"controller-manager": "kube-controller-manager", "scheduler": "kube-scheduler",
+                "kubelet": "kubelet", "agent": "kubelet", "hollow-nodes": "hollow-node"}
+
+
+def user_agent(component: str) -> str:
+    return f"{_AGENT_NAMES.get(component, component)}/v1.32.4 (linux/amd64) pyk8s"
+
+
 @dataclass
 class ClusterSettings:
     api: ServerSettings
@@ -89,7 +99,7 @@ class Cluster:
 
     def _client(self, component: str, user: str) -> ApiClient:
         client = ApiClient.from_kubeconfig(component_kubeconfig(self.api, component, user),
-                                           user_agent=f"pyk8s-{component}")
+                                           user_agent=user_agent(component))
         self._clients.append(client)
         return client
 

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from pyk8s.cli.cluster import user_agent
 from pyk8s.client import ApiClient
 
 log = logging.getLogger("pyk8s.cli")
@@ -26,7 +27,7 @@ Work = Callable[[ApiClient], Awaitable[None]]
 
 def _run(name: str, kubeconfig: str, work: Work, server: str = "") -> int:
     async def main() -> None:
-        client = ApiClient.from_kubeconfig(kubeconfig, user_agent=f"pyk8s-{name}")
+        client = ApiClient.from_kubeconfig(kubeconfig, user_agent=user_agent(name))
         if server:
             client.server = server.rstrip("/")
         task = asyncio.create_task(work(client), name=name)
