@@ -167,9 +167,10 @@ def test_kubectl_run_pod_is_bound(sched_cluster: Cluster, core: client.CoreV1Api
     assert node_of(core, ns, "web") == "node-a"  # node-b's taint is not tolerated
     pod = core.read_namespaced_pod("web", ns)
     assert any(c.type == "PodScheduled" and c.status == "True" for c in pod.status.conditions)
-    events = core.list_namespaced_event(ns, field_selector="involvedObject.name=web").items
-    assert any(e.reason == "Scheduled" and e.message == f"Successfully assigned {ns}/web to node-a"
-               for e in events)
+    # The Scheduled event is recorded after the binding, so it may trail the pod's update.
+    wait_for(lambda: any(
+        e.reason == "Scheduled" and e.message == f"Successfully assigned {ns}/web to node-a"
+        for e in core.list_namespaced_event(ns, field_selector="involvedObject.name=web").items))
 
 
 def test_tolerations_and_node_selector(core: client.CoreV1Api, ns: str) -> None:

@@ -91,6 +91,9 @@ def _node_changed(old: Obj, new: Obj) -> bool:
             or old_status.get("capacity") != new_status.get("capacity"))
 
 
+YIELD_EVERY = 0.01  # seconds of scheduling between yields to the event loop
+
+
 class Scheduler:
     """``Scheduler(client, settings)``; ``await run()`` schedules until cancelled."""
 
@@ -158,11 +161,19 @@ class Scheduler:
             background.append(asyncio.create_task(self._housekeeping()))
             log.info("scheduler started nodes=%d pending=%d", len(self.cache.snapshot()),
                      len(self.queue))
+            loop = asyncio.get_running_loop()
+            last_yield = loop.time()
             while True:
                 qinfo = await self.queue.pop()
                 if qinfo is None:
                     break
                 await self.schedule_one(qinfo)
+                # A backlog is scheduled without awaiting anything: every few milliseconds
+                # let bindings, watch events, lease renewals and signals run. Yielding after
+                # every pod instead hands the loop to every other task once per pod.
+                if loop.time() - last_yield > YIELD_EVERY:
+                    await asyncio.sleep(0)
+                    last_yield = loop.time()
         finally:
             self.queue.close()
             for task in [*background, *self._tasks]:
