@@ -54,8 +54,21 @@ class FieldValidation:
 
 
 def warning_header(text: str) -> str:
-    """RFC 7234 warn-value, as upstream's warning recorder writes it: code 299, no agent."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    """RFC 7234 warn-value, as upstream's warning recorder writes it: code 299, no agent.
+    A header may carry only printable ASCII: anything else in the text (field names come
+    from the client) is escaped Go-style, so no client can break the response."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif 0x20 <= code < 0x7F:
+            out.append(ch)
+        elif code <= 0xFFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    escaped = "".join(out)
     return f'299 - "{escaped}"'
 
 
