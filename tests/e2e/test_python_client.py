@@ -320,3 +320,22 @@ def test_leases_and_endpointslices(api, namespace: str) -> None:  # type: ignore
     assert eps.address_type == "IPv4"
     found = disc.list_namespaced_endpoint_slice(namespace, field_selector="addressType=IPv4")
     assert [e.metadata.name for e in found.items] == ["s"]
+
+
+def test_job_template_is_immutable_and_probes_are_defaulted(api, namespace: str) -> None:  # type: ignore[no-untyped-def]
+    batch = client.BatchV1Api(api)
+    probe = client.V1Probe(http_get=client.V1HTTPGetAction(port=8080))
+    job = batch.create_namespaced_job(namespace, client.V1Job(
+        metadata=client.V1ObjectMeta(name="j"),
+        spec=client.V1JobSpec(template=client.V1PodTemplateSpec(spec=client.V1PodSpec(
+            restart_policy="Never",
+            containers=[client.V1Container(name="c", image="busybox", readiness_probe=probe)])))))
+    defaulted = job.spec.template.spec.containers[0].readiness_probe
+    assert (defaulted.timeout_seconds, defaulted.period_seconds, defaulted.failure_threshold,
+            defaulted.success_threshold) == (1, 10, 3, 1)
+    assert (defaulted.http_get.scheme, defaulted.http_get.path) == ("HTTP", "/")
+    with pytest.raises(ApiException) as err:
+        batch.patch_namespaced_job("j", namespace, {"spec": {"template": {"spec": {
+            "containers": [{"name": "c", "image": "busybox:1.37"}]}}}})
+    assert err.value.status == 422
+    assert "spec.template" in json.loads(err.value.body)["message"]

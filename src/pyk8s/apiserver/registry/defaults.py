@@ -21,6 +21,17 @@ def image_pull_policy(image: str) -> str:
     return "IfNotPresent"
 
 
+def _default_probe(probe: Obj) -> None:
+    probe.setdefault("timeoutSeconds", 1)
+    probe.setdefault("periodSeconds", 10)
+    probe.setdefault("successThreshold", 1)
+    probe.setdefault("failureThreshold", 3)
+    http_get = probe.get("httpGet")
+    if isinstance(http_get, dict):
+        http_get.setdefault("scheme", "HTTP")
+        http_get.setdefault("path", "/")
+
+
 def _default_container(container: Obj) -> None:
     if not isinstance(container, dict):
         return
@@ -30,6 +41,10 @@ def _default_container(container: Obj) -> None:
     if isinstance(image, str) and image:
         container.setdefault("imagePullPolicy", image_pull_policy(image))
     container.setdefault("resources", {})
+    for key in ("livenessProbe", "readinessProbe", "startupProbe"):
+        probe = container.get(key)
+        if isinstance(probe, dict):
+            _default_probe(probe)
     for port in container.get("ports") or []:
         if isinstance(port, dict):
             port.setdefault("protocol", "TCP")

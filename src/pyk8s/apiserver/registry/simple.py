@@ -130,6 +130,11 @@ class WorkloadStrategy(Strategy):
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
         causes = self.validate_create(new)
+        if self.resource.kind == "Job":
+            old_spec, new_spec = old.get("spec") or {}, new.get("spec") or {}
+            for field in ("template", "selector", "completions"):
+                if new_spec.get(field) != old_spec.get(field):
+                    causes.append(immutable(f"spec.{field}"))
         workload = self.resource.kind in ("Deployment", "ReplicaSet", "DaemonSet", "StatefulSet")
         if workload and (new.get("spec") or {}).get("selector") != (old.get("spec") or {}).get("selector"):
             causes.append(immutable("spec.selector"))
