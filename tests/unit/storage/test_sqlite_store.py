@@ -92,7 +92,10 @@ class TestDurability:
                     break
             proc.send_signal(signal.SIGKILL)
             for line in proc.stdout:  # acknowledged before the kill, still in the pipe
-                key, revision = line.split()
+                parts = line.split()
+                if len(parts) != 2 or not line.endswith("\n"):
+                    continue  # a line the kill cut in half: not an acknowledgement we saw
+                key, revision = parts
                 acked[key] = int(revision)
         finally:
             proc.kill()
