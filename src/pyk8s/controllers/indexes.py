@@ -1,4 +1,9 @@
-"""Informer indexes several controllers share, registered once per informer by name."""
+"""Informer indexes several controllers share, registered once per informer by name.
+
+``controllerUID`` and ``orphanNamespace`` split the pods a workload controller can claim
+into those it already controls (by the controller reference's uid) and those no controller
+owns (by namespace), so a sync reads its own pods plus the orphans, not the whole namespace.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,29 @@ from pyk8s.client import Informer
 
 Obj = dict[str, Any]
 
+CONTROLLER_UID = "controllerUID"
 NAMESPACE = "namespace"
 NODE_NAME = "nodeName"
+ORPHAN_NAMESPACE = "orphanNamespace"
 OWNER_UID = "ownerUID"
 UID = "uid"
+
+
+def _controller(obj: Obj) -> Obj | None:
+    refs: list[Obj] = (obj.get("metadata") or {}).get("ownerReferences") or []
+    for ref in refs:
+        if ref.get("controller"):
+            return ref
+    return None
+
+
+def _controller_uid(obj: Obj) -> list[str]:
+    ref = _controller(obj)
+    return [str(ref["uid"])] if ref is not None and ref.get("uid") else []
+
+
+def _orphan_namespace(obj: Obj) -> list[str]:
+    return _namespace(obj) if _controller(obj) is None else []
 
 
 def _namespace(obj: Obj) -> list[str]:
@@ -34,7 +58,8 @@ def _uid(obj: Obj) -> list[str]:
 
 
 _FUNCTIONS: dict[str, Callable[[Obj], list[str]]] = {
-    NAMESPACE: _namespace, NODE_NAME: _node_name, OWNER_UID: _owner_uids, UID: _uid,
+    CONTROLLER_UID: _controller_uid, NAMESPACE: _namespace, NODE_NAME: _node_name,
+    ORPHAN_NAMESPACE: _orphan_namespace, OWNER_UID: _owner_uids, UID: _uid,
 }
 _registered: weakref.WeakKeyDictionary[Informer, set[str]] = weakref.WeakKeyDictionary()
 

@@ -120,7 +120,8 @@ class ReplicaSetController(QueueController):
         self.recorder = recorder or EventRecorder(client, "replicaset-controller")
         self.expectations = Expectations(clock)
         self.rs_informer = indexes.ensure(factory.informer(REPLICASETS), indexes.NAMESPACE)
-        self.pod_informer = indexes.ensure(factory.informer(PODS), indexes.NAMESPACE)
+        self.pod_informer = indexes.ensure(factory.informer(PODS), indexes.NAMESPACE,
+                                           indexes.CONTROLLER_UID, indexes.ORPHAN_NAMESPACE)
         self.rs_informer.add_handlers(on_add=self._rs_changed,
                                       on_update=lambda old, new: self._rs_changed(new),
                                       on_delete=self._rs_deleted)
@@ -202,7 +203,7 @@ class ReplicaSetController(QueueController):
         spec = rs.get("spec") or {}
         selector = label_selector_from_dict(spec.get("selector"))
         needs_sync = self.expectations.satisfied(key)
-        active = [p for p in self.pod_informer.by_index(indexes.NAMESPACE, namespace)
+        active = [p for p in self._candidates(namespace, str(meta(rs).get("uid") or ""))
                   if podutil.is_active(p)]
         pods = await self._claim_pods(rs, selector, active)
         replicas = int(spec["replicas"]) if spec.get("replicas") is not None else 1
@@ -220,6 +221,13 @@ class ReplicaSetController(QueueController):
                 and status.get("availableReplicas", 0) != replicas):
             return float(min_ready)
         return None
+
+    def _candidates(self, namespace: str, uid: str) -> list[Obj]:
+        """The namespace's pods this ReplicaSet controls or could adopt (no controller);
+        pods another controller owns are not read at all."""
+        owned = [p for p in self.pod_informer.by_index(indexes.CONTROLLER_UID, uid)
+                 if str(meta(p).get("namespace") or "") == namespace] if uid else []
+        return owned + self.pod_informer.by_index(indexes.ORPHAN_NAMESPACE, namespace)
 
     async def _claim_pods(self, rs: Obj, selector: LabelSelector | None,
                           pods: list[Obj]) -> list[Obj]:

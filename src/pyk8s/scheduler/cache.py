@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyk8s.client.clock import SYSTEM_CLOCK, Clock
-from pyk8s.scheduler.nodeinfo import NodeInfo, PodInfo, Snapshot
+from pyk8s.scheduler.nodeinfo import NodeInfo, OwnerKey, PodInfo, Snapshot
 
 __all__ = ["Cache", "is_terminal"]
 
@@ -55,7 +55,9 @@ class Cache:
         self.ttl = ttl
         self._nodes: dict[str, NodeInfo] = {}
         self._pods: dict[str, _PodState] = {}
-        self._node_list: list[NodeInfo] | None = None
+        self._snapshot: Snapshot | None = None
+        # (namespace, controller uid) -> node name -> live pods: PodTopologySpread's defaults.
+        self._owners: dict[OwnerKey, dict[str, int]] = {}
 
     # --- nodes ---------------------------------------------------------------------------
 
@@ -67,7 +69,7 @@ class Cache:
         had_node = info.node is not None
         info.set_node(node)
         if not had_node:
-            self._node_list = None
+            self._snapshot = None
         return info
 
     def update_node(self, old: Obj, new: Obj) -> NodeInfo:
@@ -82,7 +84,7 @@ class Cache:
             info.node = None
         else:
             del self._nodes[name]
-        self._node_list = None
+        self._snapshot = None
 
     def node_info(self, name: str) -> NodeInfo | None:
         return self._nodes.get(name)
@@ -97,8 +99,8 @@ class Cache:
         node = (pod.get("spec") or {}).get("nodeName") or ""
         current = self._pods.get(info.uid)
         if current is not None:
-            self._node(current.node).remove_pod(info.uid)
-        self._node(node).add_pod(info)
+            self._remove_from(current.node, info.uid)
+        self._add_to(node, info)
         self._pods[info.uid] = _PodState(info, node)
 
     def update_pod(self, old: Obj, new: Obj) -> None:
@@ -117,7 +119,7 @@ class Cache:
         if info.uid in self._pods:
             raise ValueError(f"pod {info.key} is in the cache, so can't be assumed")
         bound = info.with_node(node)
-        self._node(node).add_pod(bound)
+        self._add_to(node, bound)
         self._pods[info.uid] = _PodState(bound, node, assumed=True)
         return bound
 
@@ -149,9 +151,11 @@ class Cache:
     # --- views ---------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        if self._node_list is None:
-            self._node_list = [n for n in self._nodes.values() if n.node is not None]
-        return Snapshot(self._node_list)
+        """The nodes with a Node object; the same Snapshot until a node comes or goes."""
+        if self._snapshot is None:
+            self._snapshot = Snapshot([n for n in self._nodes.values() if n.node is not None],
+                                      self._owners)
+        return self._snapshot
 
     def pod_count(self) -> int:
         return len(self._pods)
@@ -163,10 +167,35 @@ class Cache:
             info.name = name
         return info
 
-    def _detach(self, uid: str, node: str) -> None:
-        info = self._nodes.get(node)
-        if info is None:
+    def _add_to(self, node: str, pod: PodInfo) -> None:
+        info = self._node(node)
+        if pod.uid in info.pods:
+            self._remove_from(node, pod.uid)
+        info.add_pod(pod)
+        key = pod.owner_key
+        if key is not None:
+            per_node = self._owners.setdefault(key, {})
+            per_node[node] = per_node.get(node, 0) + 1
+
+    def _remove_from(self, node: str, uid: str) -> None:
+        info = self._node(node)
+        pod = info.pods.get(uid)
+        if pod is None or not info.remove_pod(uid):
             return
-        info.remove_pod(uid)
+        key = pod.owner_key
+        if key is not None:
+            per_node = self._owners[key]
+            if per_node[node] > 1:
+                per_node[node] -= 1
+            else:
+                del per_node[node]
+                if not per_node:
+                    del self._owners[key]
+
+    def _detach(self, uid: str, node: str) -> None:
+        if node not in self._nodes:
+            return
+        self._remove_from(node, uid)
+        info = self._nodes[node]
         if info.node is None and not info.pods:
             del self._nodes[node]

@@ -147,6 +147,9 @@ class CycleState:
         self._data: dict[str, Any] = {}
         self.skip_filter_plugins: set[str] = set()
         self.skip_score_plugins: set[str] = set()
+        # The filter plugins not skipped, keyed by the skip set (identity, size) they were
+        # computed for: run_filter runs per node, the list is built once per cycle.
+        self.filters: tuple[int, int, list[Any]] | None = None
 
     def read(self, key: str) -> Any:
         return self._data.get(key)
@@ -159,6 +162,7 @@ class CycleState:
         copy._data = dict(self._data)
         copy.skip_filter_plugins = set(self.skip_filter_plugins)
         copy.skip_score_plugins = set(self.skip_score_plugins)
+        copy.filters = self.filters
         return copy
 
 
@@ -366,6 +370,8 @@ class Framework:
         self.post_filter_plugins = [p for p in plugins if isinstance(p, PostFilterPlugin)]
         self.pre_score_plugins = [p for p in plugins if isinstance(p, PreScorePlugin)]
         self.score_plugins = [p for p in plugins if isinstance(p, ScorePlugin)]
+        # isinstance() on a runtime Protocol inspects the class each time: decide once.
+        self.normalizing = {p.name for p in self.score_plugins if isinstance(p, ScoreExtensions)}
         self.reserve_plugins = [p for p in plugins if isinstance(p, ReservePlugin)]
         self.bind_plugins = [p for p in plugins if isinstance(p, BindPlugin)]
 
@@ -402,9 +408,11 @@ class Framework:
     def run_filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status:
         """The first plugin that rejects the node decides; later ones are not asked."""
         skip = state.skip_filter_plugins
-        for plugin in self.filter_plugins:
-            if skip and plugin.name in skip:
-                continue
+        cached = state.filters
+        if cached is None or cached[0] != id(skip) or cached[1] != len(skip):
+            cached = state.filters = (id(skip), len(skip),
+                                      [p for p in self.filter_plugins if p.name not in skip])
+        for plugin in cached[2]:
             try:
                 status = plugin.filter(state, pod, node)
             except Exception as exc:
@@ -418,8 +426,9 @@ class Framework:
                                        node: NodeInfo) -> Status:
         """Filter as if pods nominated to this node (by preemption) with at least the pod's
         priority were already running there, so a preemptor's room is not taken by others."""
-        nominated = [p for p in self.handle.nominated_pods(node.name)
-                     if p.priority >= pod.priority and p.uid != pod.uid]
+        nominated = self.handle.nominated_pods(node.name)
+        if nominated:
+            nominated = [p for p in nominated if p.priority >= pod.priority and p.uid != pod.uid]
         if nominated:
             with_nominated = node.clone()
             for other in nominated:
@@ -466,19 +475,20 @@ class Framework:
     def run_score(self, state: CycleState, pod: PodInfo,
                   nodes: Sequence[NodeInfo]) -> tuple[dict[str, int], Status]:
         """Weighted sum over the score plugins of each node's normalized score."""
-        totals = dict.fromkeys((n.name for n in nodes), 0)
+        names = [n.name for n in nodes]
+        totals = dict.fromkeys(names, 0)
         for plugin in self.score_plugins:
             if plugin.name in state.skip_score_plugins:
                 continue
             scores: dict[str, int] = {}
             score = plugin.score
             try:
-                for node in nodes:
+                for node, name in zip(nodes, names, strict=True):
                     value, status = score(state, pod, node)
                     if status.code:
                         return {}, status.with_plugin(plugin.name)
-                    scores[node.name] = value
-                if isinstance(plugin, ScoreExtensions):
+                    scores[name] = value
+                if plugin.name in self.normalizing:
                     status = plugin.normalize_score(state, pod, scores)
                     if not status.is_success:
                         return {}, status.with_plugin(plugin.name)
@@ -486,11 +496,14 @@ class Framework:
                 log.exception("Score plugin %s failed on %s", plugin.name, pod.key)
                 return {}, Status.error(f"running Score plugin {plugin.name!r}: {exc}")
             weight = self.weights[plugin.name]
+            if scores and (min(scores.values()) < MIN_NODE_SCORE
+                           or max(scores.values()) > MAX_NODE_SCORE):
+                value = next(v for v in scores.values()
+                             if not MIN_NODE_SCORE <= v <= MAX_NODE_SCORE)
+                return {}, Status.error(
+                    f"plugin {plugin.name!r} returns an invalid score {value}, it should be "
+                    f"in the range of [{MIN_NODE_SCORE}, {MAX_NODE_SCORE}] after normalizing")
             for name, value in scores.items():
-                if not MIN_NODE_SCORE <= value <= MAX_NODE_SCORE:
-                    return {}, Status.error(
-                        f"plugin {plugin.name!r} returns an invalid score {value}, it should be "
-                        f"in the range of [{MIN_NODE_SCORE}, {MAX_NODE_SCORE}] after normalizing")
                 totals[name] += value * weight
         return totals, SUCCESS
 

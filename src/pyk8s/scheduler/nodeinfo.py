@@ -3,7 +3,9 @@
 A :class:`NodeInfo` is the scheduler's view of one node (upstream ``framework.NodeInfo``):
 the Node object, a :class:`PodInfo` per pod bound or *assumed* on it, the sum of their
 requests (actual and "non-zero" for scoring), the host ports in use, and which of the pods
-carry inter-pod affinity terms (so InterPodAffinity can skip the scan when none do).
+carry inter-pod affinity terms (so InterPodAffinity can skip the scan when none do). What the
+filters read of the Node (allocatable, taints, unschedulable) is parsed once per Node update,
+because every filter reads it for every pod.
 
 A :class:`PodInfo` parses a pod once (requests, host ports, priority, affinity terms), because
 the same pod is read by every plugin on every node in every cycle.
@@ -25,10 +27,12 @@ from typing import Any
 from pyk8s.machinery.selectors import LabelSelector, label_selector_from_dict
 from pyk8s.scheduler.resources import node_allocatable, pod_requests
 
-__all__ = ["AffinityTerm", "NodeInfo", "PodInfo", "Snapshot", "WeightedAffinityTerm", "pod_key"]
+__all__ = ["AffinityTerm", "NodeInfo", "OwnerKey", "PodInfo", "Snapshot", "WeightedAffinityTerm",
+           "pod_key"]
 
 Obj = Mapping[str, Any]
 Port = tuple[str, str, int]  # (hostIP, protocol, hostPort)
+OwnerKey = tuple[str, str]  # (namespace, controller owner uid)
 
 
 def pod_key(pod: Obj) -> str:
@@ -158,6 +162,14 @@ class PodInfo:
                 return str(ref.get("uid") or "")
         return ""
 
+    @cached_property
+    def owner_key(self) -> OwnerKey | None:
+        """(namespace, controller uid) of a live pod with a controller, else None: the key
+        :class:`Snapshot` counts pods by, for spreading one workload's pods."""
+        if not self.controller_uid or self.terminating:
+            return None
+        return (self.namespace, self.controller_uid)
+
     def __repr__(self) -> str:
         return f"PodInfo({self.key})"
 
@@ -177,6 +189,8 @@ class NodeInfo:
         self.used_ports: Counter[Port] = Counter()
         self.pods_with_affinity = 0
         self.generation = 0
+        self.taints: list[Obj] = []
+        self.unschedulable = False
         if node is not None:
             self.set_node(node)
 
@@ -186,11 +200,10 @@ class NodeInfo:
         self.name = meta.get("name") or ""
         self.labels = meta.get("labels") or {}
         self.allocatable, self.allowed_pods = node_allocatable(node)
+        spec = node.get("spec") or {}
+        self.taints = spec.get("taints") or []
+        self.unschedulable = bool(spec.get("unschedulable"))
         self.generation += 1
-
-    @property
-    def taints(self) -> list[Obj]:
-        return ((self.node or {}).get("spec") or {}).get("taints") or []
 
     def add_pod(self, info: PodInfo) -> None:
         if info.uid in self.pods:
@@ -238,12 +251,18 @@ class Snapshot:
     """The nodes one scheduling cycle sees, in a stable order, with lookups by name.
 
     The cache hands out its live NodeInfos (no copying): a cycle's filter and score phases
-    run without yielding to the event loop, so nothing changes underneath them.
+    run without yielding to the event loop, so nothing changes underneath them. For the same
+    reason the cache keeps one Snapshot while the set of nodes stays the same, and hands it
+    its live index of pods by controller owner (``owners``), so spreading a workload's pods
+    reads the few nodes that run them instead of every pod on every node. Without an index
+    (a Snapshot built from a list, as tests do) it is computed once from the nodes' pods.
     """
 
-    def __init__(self, node_infos: list[NodeInfo]) -> None:
+    def __init__(self, node_infos: list[NodeInfo],
+                 owners: Mapping[OwnerKey, Mapping[str, int]] | None = None) -> None:
         self.node_infos = node_infos
         self._by_name = {n.name: n for n in node_infos}
+        self._owners = owners
 
     def get(self, name: str) -> NodeInfo | None:
         return self._by_name.get(name)
@@ -251,7 +270,21 @@ class Snapshot:
     def __len__(self) -> int:
         return len(self.node_infos)
 
-    @cached_property
+    def pods_by_owner(self, key: OwnerKey) -> Mapping[str, int]:
+        """Node name -> live pods of the controller ``key`` on it (nodes with none omitted;
+        may name nodes outside the snapshot, which callers look up with :meth:`get`)."""
+        if self._owners is None:
+            owners: dict[OwnerKey, dict[str, int]] = {}
+            for node in self.node_infos:
+                for pod in node.pods.values():
+                    owner = pod.owner_key
+                    if owner is not None:
+                        per_node = owners.setdefault(owner, {})
+                        per_node[node.name] = per_node.get(node.name, 0) + 1
+            self._owners = owners
+        return self._owners.get(key) or {}
+
+    @property
     def with_affinity_pods(self) -> list[NodeInfo]:
         """Nodes running at least one pod with inter-pod (anti-)affinity terms."""
         return [n for n in self.node_infos if n.pods_with_affinity]

@@ -291,7 +291,8 @@ class SchedulingQueue:
                 self._nominated.pop(node, None)
 
     def nominated_pods_for_node(self, node: str) -> list[PodInfo]:
-        return list(self._nominated.get(node, {}).values())
+        pods = self._nominated.get(node)
+        return list(pods.values()) if pods else []
 
     def _update_nomination(self, info: PodInfo) -> None:
         node = (info.pod.get("status") or {}).get("nominatedNodeName") or ""

@@ -167,6 +167,37 @@ class TestReplicaSetController:
 
         run(scenario())
 
+    def test_counts_only_its_own_pods_among_others_with_the_same_labels(self) -> None:
+        async def scenario() -> None:
+            api, ctl, _ = setup()
+            first = api.seed(REPLICASETS, replicaset(replicas=2))
+            await settle(api, ctl)
+            # A second set with the same selector, and one of the same name elsewhere: the
+            # pods of the first are controlled, so neither adopts nor counts them.
+            second = replicaset(name="web2", replicas=1)
+            second["spec"]["selector"] = {"matchLabels": {"app": "web"}}
+            second["spec"]["template"]["metadata"]["labels"] = {"app": "web"}
+            api.seed(REPLICASETS, second)
+            other_ns = replicaset(replicas=1)
+            other_ns["metadata"]["namespace"] = "other"
+            api.seed(REPLICASETS, other_ns)
+            await settle(api, ctl)
+            by_owner: dict[str, int] = {}
+            for pod in api.objects(PODS):
+                ref = pod["metadata"]["ownerReferences"][0]
+                key = f"{pod['metadata']['namespace']}/{ref['name']}"
+                by_owner[key] = by_owner.get(key, 0) + 1
+            assert by_owner == {"default/web": 2, "default/web2": 1, "other/web": 1}
+            assert all(p["metadata"]["ownerReferences"][0]["uid"] == first["metadata"]["uid"]
+                       for p in api.objects(PODS)
+                       if p["metadata"]["ownerReferences"][0]["name"] == "web"
+                       and p["metadata"]["namespace"] == "default")
+            statuses = {f"{r['metadata']['namespace']}/{r['metadata']['name']}":
+                        r["status"]["replicas"] for r in api.objects(REPLICASETS)}
+            assert statuses == {"default/web": 2, "default/web2": 1, "other/web": 1}
+
+        run(scenario())
+
     def test_status_counts_ready_and_available_with_min_ready_seconds(self) -> None:
         async def scenario() -> None:
             api, ctl, _ = setup()

@@ -88,3 +88,72 @@ def test_node_update_changes_allocatable() -> None:
     cache.add_node(old)
     cache.update_node(old, node("a", "8"))
     assert cache.snapshot().get("a").allocatable["cpu"] == 8000  # type: ignore[union-attr]
+
+
+# --- the snapshot and the index of pods by controller ---------------------------------------
+
+
+def _owned(name: str, owner: str, node_name: str = "a", **kw: object) -> dict:
+    return pod(name, "100m", owner=owner, node_name=node_name, **kw)  # type: ignore[arg-type]
+
+
+def test_snapshot_is_reused_until_a_node_comes_or_goes() -> None:
+    cache = Cache(FakeClock())
+    cache.add_node(node("a"))
+    first = cache.snapshot()
+    cache.add_pod(_owned("p", "rs"))
+    cache.update_node(node("a"), node("a", labels={"zone": "z1"}))
+    assert cache.snapshot() is first and first.get("a").labels["zone"] == "z1"  # type: ignore[union-attr]
+    cache.add_node(node("b"))
+    second = cache.snapshot()
+    assert second is not first and [n.name for n in second.node_infos] == ["a", "b"]
+    cache.remove_node(node("b"))
+    assert [n.name for n in cache.snapshot().node_infos] == ["a"]
+
+
+def test_pods_are_counted_per_controller_and_node() -> None:
+    cache = Cache(FakeClock())
+    for name in ("a", "b"):
+        cache.add_node(node(name))
+    cache.add_pod(_owned("p1", "rs"))
+    cache.add_pod(_owned("p2", "rs"))
+    cache.add_pod(_owned("p3", "rs", "b"))
+    cache.add_pod(_owned("q1", "other", "b"))
+    cache.add_pod(_owned("p4", "rs", namespace="elsewhere"))
+    cache.add_pod(pod("orphan", node_name="a"))
+    snapshot = cache.snapshot()
+    assert snapshot.pods_by_owner(("default", "owner-rs")) == {"a": 2, "b": 1}
+    assert snapshot.pods_by_owner(("default", "owner-other")) == {"b": 1}
+    assert snapshot.pods_by_owner(("elsewhere", "owner-rs")) == {"a": 1}
+    assert snapshot.pods_by_owner(("default", "owner-none")) == {}
+
+
+def test_the_controller_index_follows_moves_deletions_and_assumptions() -> None:
+    cache = Cache(FakeClock())
+    for name in ("a", "b"):
+        cache.add_node(node(name))
+    p = _owned("p", "rs")
+    cache.add_pod(p)
+    moved = {**p, "spec": {**p["spec"], "nodeName": "b"}}
+    cache.update_pod(p, moved)
+    key = ("default", "owner-rs")
+    assert cache.snapshot().pods_by_owner(key) == {"b": 1}
+    terminating = {**moved, "metadata": {**moved["metadata"], "deletionTimestamp": "x"}}
+    cache.update_pod(moved, terminating)  # a terminating pod no longer counts
+    assert cache.snapshot().pods_by_owner(key) == {}
+    assert cache.node_info("b").pods  # type: ignore[union-attr]  # but still takes room
+    cache.remove_pod(terminating)
+    pending = PodInfo(pod("n", "100m", owner="rs"))
+    cache.assume_pod(pending, "a")
+    assert cache.snapshot().pods_by_owner(key) == {"a": 1}
+    cache.forget_pod(pending.uid)
+    assert cache.snapshot().pods_by_owner(key) == {}
+
+
+def test_a_snapshot_built_from_nodes_counts_their_pods() -> None:
+    from pyk8s.scheduler.nodeinfo import NodeInfo, Snapshot
+
+    a = NodeInfo(node("a"))
+    a.add_pod(PodInfo(_owned("p1", "rs")))
+    a.add_pod(PodInfo(_owned("p2", "rs")))
+    assert Snapshot([a]).pods_by_owner(("default", "owner-rs")) == {"a": 2}

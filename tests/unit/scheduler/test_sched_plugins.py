@@ -6,7 +6,7 @@ from typing import Any
 
 from scheduler_fixtures import framework, node, node_info, pod, run_filter
 
-from pyk8s.scheduler.framework import Code, CycleState, Status
+from pyk8s.scheduler.framework import Code, CycleState, Framework, Status
 from pyk8s.scheduler.nodeinfo import NodeInfo, PodInfo
 from pyk8s.scheduler.plugins import (
     balancedallocation,
@@ -332,6 +332,43 @@ def test_system_default_spreads_one_owners_pods() -> None:
     assert got["b"] > got["a"]
     assert scores(fwk.plugins["PodTopologySpread"], pod("p"), a, b) == {}  # no owner, no spread
     assert isinstance(fwk.plugins["PodTopologySpread"], podtopologyspread.PodTopologySpread)
+
+
+def test_system_default_spread_reads_the_caches_controller_index_as_a_scan_would() -> None:
+    import random
+
+    from pyk8s.scheduler.cache import Cache
+    from pyk8s.scheduler.framework import Handle
+    from pyk8s.scheduler.nodeinfo import Snapshot
+    from pyk8s.scheduler.plugins.registry import in_tree_registry
+
+    rng = random.Random(7)
+    cache = Cache()
+    names = [f"n{i}" for i in range(12)]
+    for i, name in enumerate(names):
+        cache.add_node(node(name, labels={"topology.kubernetes.io/zone": f"z{i % 3}"}
+                            if i % 4 else {}))
+    for i in range(60):
+        deleting = {"deletionTimestamp": "2026-01-01T00:00:00Z"} if i % 9 == 0 else {}
+        p = pod(f"p{i}", owner=rng.choice(["rs", "rs", "other"]), node_name=rng.choice(names),
+                namespace=rng.choice(["default", "default", "ns2"]))
+        p["metadata"].update(deleting)
+        cache.add_pod(p)
+    infos = cache.snapshot().node_infos
+    feasible = infos[1:10]
+    selector = {"nodeSelector": {"topology.kubernetes.io/zone": "z1"}}
+    for incoming in (pod("x", owner="rs"), pod("y", owner="rs", spec=selector),
+                     pod("z", owner="other", namespace="ns2")):
+        indexed = Framework(Profile(), in_tree_registry(), Handle(snapshot=cache.snapshot()))
+        scanned = Framework(Profile(), in_tree_registry(), Handle(snapshot=Snapshot([])))
+        want = scores(scanned.plugins["PodTopologySpread"], incoming, *infos)
+        assert len(set(want.values())) > 2  # the counts differ from node to node
+        assert scores(indexed.plugins["PodTopologySpread"], incoming, *infos) == want
+        scanned_feasible = scores(
+            Framework(Profile(), in_tree_registry(), Handle(snapshot=Snapshot(list(infos))))
+            .plugins["PodTopologySpread"], incoming, *feasible)
+        assert scores(indexed.plugins["PodTopologySpread"], incoming, *feasible) == \
+            scanned_feasible
 
 
 # --- InterPodAffinity ------------------------------------------------------------------

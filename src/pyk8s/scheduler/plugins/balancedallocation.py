@@ -35,16 +35,21 @@ class BalancedAllocation:
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: Any) -> Status:
         if not any(pod.requests.get(name, 0) for name in self.resources):
             return Status.skip()
+        state.write(NAME, tuple((name, pod.requests.get(name, 0)) for name in self.resources))
         return SUCCESS
 
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> tuple[int, Status]:
         fractions: list[float] = []
-        for name in self.resources:
-            capacity = node.allocatable.get(name, 0)
+        allocatable = node.allocatable
+        used = node.requested
+        wanted = state.read(NAME) or tuple((name, pod.requests.get(name, 0))
+                                           for name in self.resources)
+        for name, amount in wanted:
+            capacity = allocatable.get(name, 0)
             if capacity <= 0:
                 continue
-            requested = node.requested.get(name, 0) + pod.requests.get(name, 0)
-            fractions.append(min(requested / capacity, 1.0))
+            fraction = (used.get(name, 0) + amount) / capacity
+            fractions.append(fraction if fraction < 1.0 else 1.0)
         std = 0.0
         if len(fractions) == 2:
             std = abs(fractions[0] - fractions[1]) / 2

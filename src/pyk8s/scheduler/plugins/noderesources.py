@@ -66,8 +66,18 @@ class Fit:
             raise ValueError(f"scoring strategy {strategy!r} is not supported")
         self.most_allocated = strategy == "MostAllocated"
         self.resources = tuple(resources)
+        # (name, weight, scored with the non-zero defaults?) for the score loop
+        self._scored = tuple((name, weight, name in (CPU, MEMORY)) for name, weight in resources)
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status:
+        if len(node.pods) < node.allowed_pods:  # the common case: fits, nothing to report
+            allocatable = node.allocatable
+            requested = node.requested
+            for name, amount in pod.requests.items():
+                if amount > 0 and amount > allocatable.get(name, 0) - requested.get(name, 0):
+                    break
+            else:
+                return SUCCESS
         short = insufficient_resources(pod, node)
         if not short:
             return SUCCESS
@@ -78,11 +88,12 @@ class Fit:
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> tuple[int, Status]:
         total = weights = 0
         pod_reqs = pod.non_zero_requests
-        for name, weight in self.resources:
-            capacity = node.allocatable.get(name, 0)
+        allocatable = node.allocatable
+        for name, weight, non_zero in self._scored:
+            capacity = allocatable.get(name, 0)
             if capacity <= 0:
                 continue
-            used = node.non_zero_requested if name in (CPU, MEMORY) else node.requested
+            used = node.non_zero_requested if non_zero else node.requested
             requested = used.get(name, 0) + pod_reqs.get(name, 0)
             if requested > capacity:
                 score = MAX_NODE_SCORE if self.most_allocated else 0

@@ -34,7 +34,7 @@ class NodeUnschedulable:
         return NODE_CHANGES
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status:
-        if not ((node.node or {}).get("spec") or {}).get("unschedulable"):
+        if not node.unschedulable:
             return SUCCESS
         tolerations = (pod.pod.get("spec") or {}).get("tolerations") or ()
         if any(toleration_tolerates_taint(t, TAINT) for t in tolerations):

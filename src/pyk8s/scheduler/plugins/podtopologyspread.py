@@ -19,6 +19,9 @@ System defaults: a pod without constraints that has a controller owner is spread
 default ``List`` (hostname maxSkew 3, zone maxSkew 5, both ScheduleAnyway) over the pods of the
 same controller. (Upstream derives the selector from the Services/ReplicaSets/StatefulSets
 selecting the pod; the owner is the same set for workloads and needs no extra informers.)
+Because that is every owned pod's cycle, those counts come from the snapshot's index of pods
+by (namespace, controller uid) and node (kept by the cache as pods come and go), so a cycle
+reads the nodes running the workload's pods, not every pod of the cluster.
 
 Deliberately absent: ``nodeTaintsPolicy: Honor`` and updating the pre-computed counts while
 preemption removes victims (upstream's AddPod/RemovePod extensions).
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pyk8s.machinery.selectors import label_selector_from_dict, new_requirement
@@ -47,6 +50,7 @@ from pyk8s.scheduler.framework import (
     PodInfo,
     Status,
 )
+from pyk8s.scheduler.nodeinfo import OwnerKey
 from pyk8s.scheduler.plugins.helpers import match_node_selector_terms
 
 NAME = "PodTopologySpread"
@@ -65,6 +69,7 @@ class Constraint:
     matches: Callable[[PodInfo], bool]
     min_domains: int = 0
     honor_node_affinity: bool = True
+    owner: OwnerKey | None = None  # the system defaults: ``matches`` is "same live owner"
 
 
 def constraints_of(pod: PodInfo, defaults: Sequence[tuple[str, int]]) -> list[Constraint]:
@@ -101,7 +106,16 @@ def constraints_of(pod: PodInfo, defaults: Sequence[tuple[str, int]]) -> list[Co
     def same_owner(other: PodInfo, owner: str = owner, namespace: str = pod.namespace) -> bool:
         return other.controller_uid == owner and other.namespace == namespace
 
-    return [Constraint(skew, key, False, same_owner) for key, skew in defaults]
+    return [Constraint(skew, key, False, same_owner, owner=(pod.namespace, owner))
+            for key, skew in defaults]
+
+
+def _has_node_affinity(pod: PodInfo) -> bool:
+    """Whether :func:`_passes_node_affinity` can say no to any node."""
+    spec = pod.pod.get("spec") or {}
+    return bool(spec.get("nodeSelector")) or (
+        ((spec.get("affinity") or {}).get("nodeAffinity") or {})
+        .get("requiredDuringSchedulingIgnoredDuringExecution") is not None)
 
 
 def _passes_node_affinity(pod: PodInfo, node: NodeInfo) -> bool:
@@ -117,6 +131,9 @@ def _passes_node_affinity(pod: PodInfo, node: NodeInfo) -> bool:
 
 
 def _count(node: NodeInfo, constraint: Constraint) -> int:
+    if constraint.owner is not None:
+        owner = constraint.owner
+        return sum(1 for p in node.pods.values() if p.owner_key == owner)
     matches = constraint.matches
     return sum(1 for p in node.pods.values() if not p.terminating and matches(p))
 
@@ -136,6 +153,9 @@ class _ScoreState:
     weights: list[float]
     ignored: set[str]
     per_node: list[dict[str, int]]  # per constraint: node name -> matching pods
+    # per constraint, what score() reads: (key, per node or None, per domain, weight, skew - 1)
+    terms: list[tuple[str, dict[str, int] | None, dict[str, int], float, int]] = \
+        field(default_factory=list)
 
 
 class PodTopologySpread:
@@ -195,36 +215,61 @@ class PodTopologySpread:
             return Status.skip()
         # System-default constraints apply to the keys a node has; explicit ones need all.
         require_all = bool((pod.pod.get("spec") or {}).get("topologySpreadConstraints"))
+        check_affinity = (any(c.honor_node_affinity for c in soft)
+                          and _has_node_affinity(pod))
+        keys = [c.topology_key for c in soft]
 
         def eligible(node: NodeInfo) -> bool:
             if require_all:
-                return self._eligible(pod, node, soft)
-            return not (any(c.honor_node_affinity for c in soft)
-                        and not _passes_node_affinity(pod, node))
+                labels = node.labels
+                if any(key not in labels for key in keys):
+                    return False
+            return not (check_affinity and not _passes_node_affinity(pod, node))
 
-        ignored = {n.name for n in nodes if not eligible(n)}
-        # Count each node once per distinct selector (the system defaults share one).
+        every_node = not require_all and not check_affinity  # eligible() is always True
+        ignored = set() if every_node else {n.name for n in nodes if not eligible(n)}
+        snapshot = self.handle.snapshot
+        all_nodes = snapshot.node_infos or nodes
+        # Count each node once per distinct selector (the system defaults share one); only
+        # nodes with a matching pod are kept (the others count 0).
         by_selector: dict[int, dict[str, int]] = {}
         for c in soft:
-            if id(c.matches) not in by_selector:
+            if id(c.matches) in by_selector:
+                continue
+            if c.owner is not None and snapshot.node_infos:
+                found: dict[str, int] = {}
+                for name, count in snapshot.pods_by_owner(c.owner).items():
+                    node = snapshot.get(name)
+                    if node is not None and (every_node or eligible(node)):
+                        found[name] = count
+                by_selector[id(c.matches)] = found
+            else:
                 by_selector[id(c.matches)] = {
-                    n.name: _count(n, c) for n in self.handle.snapshot.node_infos or nodes
-                    if eligible(n)}
+                    n.name: count for n in all_nodes if eligible(n) and (count := _count(n, c))}
         counts: list[dict[str, int]] = [{} for _ in soft]
         weights = []
+        by_name = snapshot.get if snapshot.node_infos else {n.name: n for n in nodes}.get
         for i, c in enumerate(soft):
-            domains = {n.labels[c.topology_key] for n in nodes
-                       if n.name not in ignored and c.topology_key in n.labels}
+            key = c.topology_key
+            if ignored:
+                domains = {n.labels[key] for n in nodes
+                           if key in n.labels and n.name not in ignored}
+            else:
+                domains = {n.labels[key] for n in nodes if key in n.labels}
             weights.append(math.log(len(domains) + 2))
-            if c.topology_key == HOSTNAME:
+            if key == HOSTNAME:
                 continue  # a node is its own domain
-            for node in self.handle.snapshot.node_infos or nodes:
-                value = node.labels.get(c.topology_key)
+            domain_counts = counts[i]
+            for name, count in by_selector[id(c.matches)].items():
+                node = by_name(name)
+                value = node.labels.get(key) if node is not None else None
                 if value in domains:
-                    count = by_selector[id(c.matches)].get(node.name, 0)
-                    counts[i][value] = counts[i].get(value, 0) + count
+                    domain_counts[value] = domain_counts.get(value, 0) + count
         per_node = [by_selector[id(c.matches)] for c in soft]
-        state.write(NAME + "/score", _ScoreState(soft, counts, weights, ignored, per_node))
+        terms = [(c.topology_key, per_node[i] if c.topology_key == HOSTNAME else None, counts[i],
+                  weights[i], c.max_skew - 1) for i, c in enumerate(soft)]
+        state.write(NAME + "/score",
+                    _ScoreState(soft, counts, weights, ignored, per_node, terms))
         return SUCCESS
 
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> tuple[int, Status]:
@@ -232,19 +277,32 @@ class PodTopologySpread:
         if node.name in s.ignored:
             return 0, SUCCESS
         total = 0.0
-        for i, c in enumerate(s.constraints):
-            value = node.labels.get(c.topology_key)
+        labels = node.labels
+        for key, per_node, per_domain, weight, extra in s.terms:
+            value = labels.get(key)
             if value is None:
                 continue
-            if c.topology_key == HOSTNAME:
-                count = s.per_node[i].get(node.name, 0)
+            if per_node is not None:
+                count = per_node.get(node.name, 0)
             else:
-                count = s.counts[i].get(value, 0)
-            total += count * s.weights[i] + (c.max_skew - 1)
+                count = per_domain.get(value, 0)
+            total += count * weight + extra
         return round(total), SUCCESS
 
     def normalize_score(self, state: CycleState, pod: PodInfo, scores: dict[str, int]) -> Status:
         s: _ScoreState = state.read(NAME + "/score")
+        if not s.ignored:
+            if not scores:
+                return SUCCESS
+            lowest, highest = min(scores.values()), max(scores.values())
+            if highest == 0:
+                for name in scores:
+                    scores[name] = MAX_NODE_SCORE
+            else:
+                top = highest + lowest
+                for name, value in scores.items():
+                    scores[name] = MAX_NODE_SCORE * (top - value) // highest
+            return SUCCESS
         valid = [v for name, v in scores.items() if name not in s.ignored]
         if not valid:
             return SUCCESS

@@ -57,6 +57,8 @@ class TaintToleration:
         return SUCCESS
 
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> tuple[int, Status]:
+        if not node.taints:
+            return 0, SUCCESS
         tolerations = state.read(NAME) or ()
         count = 0
         for taint in node.taints:
