@@ -24,6 +24,8 @@ from typing import Any, Protocol
 from pyk8s.client import ApiClient, InformerFactory, LeaderElector
 from pyk8s.client.clock import SYSTEM_CLOCK, Clock
 from pyk8s.controllers.deployment import DeploymentController
+from pyk8s.controllers.endpoints import EndpointsController
+from pyk8s.controllers.endpointslice import EndpointSliceController
 from pyk8s.controllers.events import EventRecorder
 from pyk8s.controllers.garbagecollector import GarbageCollector
 from pyk8s.controllers.namespace import NamespaceController
@@ -37,7 +39,7 @@ log = logging.getLogger("pyk8s.controllers.manager")
 # Upstream's --concurrent-*-syncs defaults.
 DEFAULT_WORKERS = {
     "deployment": 5, "replicaset": 5, "garbagecollector": 20, "namespace": 10,
-    "serviceaccount": 1, "nodelifecycle": 1, "podgc": 1,
+    "serviceaccount": 1, "nodelifecycle": 1, "podgc": 1, "endpoint": 5, "endpointslice": 5,
 }
 
 
@@ -95,6 +97,8 @@ class ControllerManager:
             "garbagecollector": lambda f, rec: GarbageCollector(client, f),
             "namespace": lambda f, rec: NamespaceController(client, f, clock=clock),
             "serviceaccount": lambda f, rec: ServiceAccountController(client, f),
+            "endpoint": lambda f, rec: EndpointsController(client, f, clock=clock),
+            "endpointslice": lambda f, rec: EndpointSliceController(client, f, clock=clock),
             "nodelifecycle": lambda f, rec: NodeLifecycleController(
                 client, f, clock=clock, monitor_period=s.node_monitor_period,
                 grace_period=s.node_monitor_grace_period,

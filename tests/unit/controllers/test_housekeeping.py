@@ -162,7 +162,8 @@ class TestManager:
             task = asyncio.create_task(manager.run())
             await asyncio.wait_for(manager.synced.wait(), 1)
             assert set(manager.controllers) == {"replicaset", "deployment", "garbagecollector",
-                                                "namespace", "serviceaccount"}
+                                                "namespace", "serviceaccount", "endpoint",
+                                                "endpointslice"}
             api.seed(NAMESPACES, {"metadata": {"name": "fresh"}})
             for _ in range(20):
                 await asyncio.sleep(0)
