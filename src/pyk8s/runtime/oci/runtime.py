@@ -59,23 +59,18 @@ from pyk8s.runtime.oci import spec
 from pyk8s.runtime.oci.cni import Cni, CniConfig
 from pyk8s.runtime.oci.shim import runc_base, runc_error
 from pyk8s.runtime.process import cgroups
-from pyk8s.runtime.process.runtime import _controlling_terminal, _Exec
 from pyk8s.runtime.process.shim import write_json_atomic
+from pyk8s.runtime.supervised import (
+    ExecSession,
+    controlling_terminal,
+    read_json,
+    rotated_logs,
+    timestamp,
+)
 
 VERSION = "0.1"
 SHIM_MODULE = "pyk8s.runtime.oci.shim"
 CLONE_NEWNET = 0x40000000
-
-
-def _ts(value: float | None) -> datetime | None:
-    return datetime.fromtimestamp(value, UTC) if value else None
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_bytes())  # type: ignore[no-any-return]
-    except (OSError, ValueError):
-        return None
 
 
 def _shim_alive(cdir: Path) -> bool:
@@ -180,7 +175,7 @@ class OciRuntime:
         return sandbox_id
 
     def _sandbox_data(self, sandbox_id: str) -> dict[str, Any]:
-        data = _read_json(self._sandboxes / sandbox_id / "sandbox.json")
+        data = read_json(self._sandboxes / sandbox_id / "sandbox.json")
         if data is None:
             raise NotFoundError("sandbox", sandbox_id)
         return data
@@ -189,12 +184,12 @@ class OciRuntime:
         data = self._sandbox_data(sandbox_id)
         return PodSandbox(id=data["id"], config=PodSandboxConfig(**data["config"]),
                           state=SandboxState(data["state"]),
-                          created_at=_ts(data["created_at"]) or datetime.now(UTC),
+                          created_at=timestamp(data["created_at"]) or datetime.now(UTC),
                           ip=data.get("ip", ""))
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:
         path = self._sandboxes / sandbox_id / "sandbox.json"
-        data = _read_json(path)
+        data = read_json(path)
         if data is None:
             return
         for c in await self.list_containers(sandbox_id):
@@ -211,7 +206,7 @@ class OciRuntime:
         write_json_atomic(path, data)
 
     async def remove_pod_sandbox(self, sandbox_id: str) -> None:
-        data = _read_json(self._sandboxes / sandbox_id / "sandbox.json")
+        data = read_json(self._sandboxes / sandbox_id / "sandbox.json")
         await self.stop_pod_sandbox(sandbox_id)
         for c in await self.list_containers(sandbox_id):
             await self.remove_container(c.id)
@@ -316,7 +311,7 @@ class OciRuntime:
             env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
         await proc.wait()
         for _ in range(int(30 / self.poll_interval)):
-            state = _read_json(cdir / "state.json")
+            state = read_json(cdir / "state.json")
             if state is not None and state.get("status") != "created":
                 if state.get("reason") == "StartError":
                     raise RuntimeOperationError("RunContainerError",
@@ -327,16 +322,16 @@ class OciRuntime:
                                     f"the supervisor of {container_id} did not start")
 
     def _status(self, cdir: Path) -> ContainerStatus:
-        meta = _read_json(cdir / "container.json")
+        meta = read_json(cdir / "container.json")
         if meta is None:
             raise NotFoundError("container", cdir.name)
-        state = _read_json(cdir / "state.json") or {}
+        state = read_json(cdir / "state.json") or {}
         kind = {"created": ContainerState.CREATED, "running": ContainerState.RUNNING,
                 "exited": ContainerState.EXITED}.get(state.get("status", "created"),
                                                      ContainerState.UNKNOWN)
         reason, message = state.get("reason", ""), state.get("message", "")
         exit_code = state.get("exit_code", 0)
-        finished = _ts(state.get("finished_at"))
+        finished = timestamp(state.get("finished_at"))
         if kind == ContainerState.RUNNING and not _shim_alive(cdir):
             kind, exit_code, reason = ContainerState.EXITED, 255, "Unknown"
             message = "the container's supervisor is gone"
@@ -345,8 +340,8 @@ class OciRuntime:
             id=meta["id"], sandbox_id=meta["sandbox_id"], name=meta["name"],
             attempt=meta["attempt"], state=kind, image=meta["image"],
             image_ref=meta.get("image_ref", meta["image"]),
-            created_at=_ts(meta["created_at"]) or datetime.now(UTC),
-            started_at=_ts(state.get("started_at")), finished_at=finished,
+            created_at=timestamp(meta["created_at"]) or datetime.now(UTC),
+            started_at=timestamp(state.get("started_at")), finished_at=finished,
             exit_code=exit_code, reason=reason, message=message, log_path=meta["log_path"],
             labels=meta.get("labels", {}), annotations=meta.get("annotations", {}))
 
@@ -399,7 +394,7 @@ class OciRuntime:
         cdir = self._containers / container_id
         if not cdir.exists():
             return
-        meta = _read_json(cdir / "container.json") or {}
+        meta = read_json(cdir / "container.json") or {}
         with contextlib.suppress(NotFoundError):
             if self._status(cdir).state == ContainerState.RUNNING:
                 await self.stop_container(container_id, 0)
@@ -414,7 +409,7 @@ class OciRuntime:
         self.images.release(container_id)
         log_path = meta.get("log_path", "")
         if log_path:
-            for path in [log_path, *_rotated(log_path)]:
+            for path in [log_path, *rotated_logs(log_path)]:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
         if meta.get("sandbox_id"):
@@ -441,22 +436,22 @@ class OciRuntime:
                 try:
                     proc = await asyncio.create_subprocess_exec(
                         *argv, stdin=slave, stdout=slave, stderr=slave,
-                        start_new_session=True, preexec_fn=_controlling_terminal)
+                        start_new_session=True, preexec_fn=controlling_terminal)
                 finally:
                     os.close(slave)
-                return _Exec(proc, master)
+                return ExecSession(proc, master)
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                 start_new_session=True)
         except OSError as exc:
             raise RuntimeOperationError("ExecError", f"runc exec: {exc.strerror}") from None
-        return _Exec(proc)
+        return ExecSession(proc)
 
     async def exec_sync(self, container_id: str, command: Sequence[str],
                         timeout: float) -> ExecResult:
         proc = await self.exec(container_id, command)
-        assert isinstance(proc, _Exec)
+        assert isinstance(proc, ExecSession)
         try:
             out, err = await asyncio.wait_for(proc.proc.communicate(), timeout)
         except TimeoutError:
@@ -471,7 +466,7 @@ class OciRuntime:
 
     async def container_stats(self, container_id: str) -> ContainerStats:
         cdir = self._cdir(container_id)
-        conf = _read_json(cdir / "shim.json") or {}
+        conf = read_json(cdir / "shim.json") or {}
         cg = cgroups.CgroupSet({k: Path(v) for k, v in conf.get("cgroups", {}).items()})
         usage, working = cg.memory() or (0, 0)
         return ContainerStats(container_id, datetime.now(UTC), cg.cpu_usage_ns() or 0,
@@ -548,15 +543,6 @@ def _mount_overlay(lowers: list[Path], upper: Path, work: Path, target: Path) ->
 def _umount(path: Path) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.umount2(str(path).encode(), 2)  # MNT_DETACH
-
-
-def _rotated(log_path: str) -> list[str]:
-    directory, base = os.path.split(log_path)
-    try:
-        return [os.path.join(directory, f) for f in os.listdir(directory)
-                if f.startswith(base + ".")]
-    except OSError:
-        return []
 
 
 def _cgroup_mounts() -> list[Path]:

@@ -17,15 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import json
 import os
 import shutil
 import signal
-import struct
 import subprocess
 import sys
-import termios
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -49,21 +45,17 @@ from pyk8s.runtime.interface import (
 )
 from pyk8s.runtime.process import cgroups
 from pyk8s.runtime.process.shim import write_json_atomic
+from pyk8s.runtime.supervised import (
+    ExecSession,
+    controlling_terminal,
+    read_json,
+    rotated_logs,
+    timestamp,
+)
 
 VERSION = "0.1"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SHIM_MODULE = "pyk8s.runtime.process.shim"
-
-
-def _ts(value: float | None) -> datetime | None:
-    return datetime.fromtimestamp(value, UTC) if value else None
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_bytes())  # type: ignore[no-any-return]
-    except (OSError, ValueError):
-        return None
 
 
 def _shim_alive(cdir: Path) -> bool:
@@ -73,92 +65,6 @@ def _shim_alive(cdir: Path) -> bool:
     except (OSError, ValueError):
         return False
     return SHIM_MODULE.encode() in cmdline and str(cdir).encode() in cmdline
-
-
-class _Exec:
-    """An :class:`ExecProcess` over an asyncio subprocess in its own session; with a TTY,
-    a pseudo-terminal is its controlling terminal and carries stdin and stdout."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, master: int | None = None) -> None:
-        self.proc = proc
-        self._master = master
-        if master is None:
-            assert proc.stdout is not None and proc.stderr is not None
-            self.stdout: asyncio.StreamReader = proc.stdout
-            self.stderr: asyncio.StreamReader = proc.stderr
-        else:
-            self.stdout = asyncio.StreamReader()
-            self.stderr = asyncio.StreamReader()
-            self.stderr.feed_eof()
-            os.set_blocking(master, False)
-            asyncio.get_running_loop().add_reader(master, self._pty_readable)
-
-    def _pty_readable(self) -> None:
-        assert self._master is not None
-        try:
-            data = os.read(self._master, 65536)
-        except BlockingIOError:
-            return
-        except OSError:  # EIO: the last holder of the terminal's other side is gone
-            data = b""
-        if data:
-            self.stdout.feed_data(data)
-            return
-        asyncio.get_running_loop().remove_reader(self._master)
-        self.stdout.feed_eof()
-
-    async def write_stdin(self, data: bytes) -> None:
-        if self._master is not None:
-            view = memoryview(data)
-            while view:
-                try:
-                    view = view[os.write(self._master, view):]
-                except BlockingIOError:
-                    await asyncio.sleep(0.01)
-            return
-        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
-            self.proc.stdin.write(data)
-            with contextlib.suppress(ConnectionError):
-                await self.proc.stdin.drain()
-
-    def close_stdin(self) -> None:
-        if self._master is not None:
-            with contextlib.suppress(OSError):
-                os.write(self._master, b"\x04")  # EOF for a terminal in canonical mode
-        elif self.proc.stdin is not None:
-            self.proc.stdin.close()
-
-    def resize(self, width: int, height: int) -> None:
-        if self._master is not None:
-            with contextlib.suppress(OSError):
-                fcntl.ioctl(self._master, termios.TIOCSWINSZ,
-                            struct.pack("HHHH", height, width, 0, 0))
-
-    async def wait(self) -> int:
-        code = await self.proc.wait()
-        if self._master is not None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._drained(), 1.0)
-            with contextlib.suppress(OSError, ValueError):
-                asyncio.get_running_loop().remove_reader(self._master)
-                os.close(self._master)
-            self._master = None
-            if not self.stdout.at_eof():
-                self.stdout.feed_eof()
-        return 128 - code if code < 0 else code
-
-    async def _drained(self) -> None:
-        while not self.stdout.at_eof() and self._master is not None:
-            await asyncio.sleep(0.01)
-
-    def kill(self) -> None:
-        with contextlib.suppress(OSError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-
-
-def _controlling_terminal() -> None:
-    """In the exec'd child (after setsid): make the pty on stdin the controlling terminal."""
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 class ProcessRuntime:
@@ -221,19 +127,19 @@ class ProcessRuntime:
         cached = self._sandbox_cache.get(sandbox_id)
         if cached is not None and cached[0] == version:
             return cached[1]
-        data = _read_json(path)
+        data = read_json(path)
         if data is None:
             raise NotFoundError("sandbox", sandbox_id)
         sandbox = PodSandbox(id=data["id"], config=PodSandboxConfig(**data["config"]),
                              state=SandboxState(data["state"]),
-                             created_at=_ts(data["created_at"]) or datetime.now(UTC),
+                             created_at=timestamp(data["created_at"]) or datetime.now(UTC),
                              ip=data.get("ip", ""))
         self._sandbox_cache[sandbox_id] = (version, sandbox)
         return sandbox
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:
         path = self._sandboxes / sandbox_id / "sandbox.json"
-        data = _read_json(path)
+        data = read_json(path)
         if data is None:
             return
         for c in await self.list_containers(sandbox_id):
@@ -343,7 +249,7 @@ class ProcessRuntime:
         cached = self._file_cache.get(str(path))
         if cached is not None and cached[0] == version:
             return cached[1]
-        data = _read_json(path)
+        data = read_json(path)
         if data is not None:
             self._file_cache[str(path)] = (version, data)
         return data
@@ -373,7 +279,7 @@ class ProcessRuntime:
                 "exited": ContainerState.EXITED}.get(status, ContainerState.UNKNOWN)
         reason, message = state.get("reason", ""), state.get("message", "")
         exit_code = state.get("exit_code", 0)
-        finished = _ts(state.get("finished_at"))
+        finished = timestamp(state.get("finished_at"))
         if kind == ContainerState.RUNNING and not self._alive(cdir):
             # The supervisor died (host reboot, kill -9): the container goes with it.
             kind, exit_code, reason = ContainerState.EXITED, 255, "Unknown"
@@ -383,8 +289,8 @@ class ProcessRuntime:
         return ContainerStatus(
             id=config["id"], sandbox_id=config["sandbox_id"], name=config["name"],
             attempt=config["attempt"], state=kind, image=config["image"],
-            image_ref=config["image"], created_at=_ts(config["created_at"]) or datetime.now(UTC),
-            started_at=_ts(state.get("started_at")), finished_at=finished,
+            image_ref=config["image"], created_at=timestamp(config["created_at"]) or datetime.now(UTC),
+            started_at=timestamp(state.get("started_at")), finished_at=finished,
             exit_code=exit_code, reason=reason, message=message, log_path=config["log_path"],
             labels=config.get("labels", {}), annotations=config.get("annotations", {}))
 
@@ -411,7 +317,7 @@ class ProcessRuntime:
         return out
 
     def _signal(self, cdir: Path, sig: int) -> None:
-        state = _read_json(cdir / "state.json") or {}
+        state = read_json(cdir / "state.json") or {}
         if state.get("status") != "running" or not _shim_alive(cdir):
             return
         with contextlib.suppress(OSError):
@@ -445,7 +351,7 @@ class ProcessRuntime:
         status = self._status(cdir)
         if status.state == ContainerState.RUNNING:
             await self.stop_container(container_id, 0)
-        for path in [status.log_path, *_rotated(status.log_path)]:
+        for path in [status.log_path, *rotated_logs(status.log_path)]:
             with contextlib.suppress(OSError):
                 os.unlink(path)  # as CRI runtimes do on RemoveContainer
         with contextlib.suppress(OSError):
@@ -460,8 +366,8 @@ class ProcessRuntime:
     async def exec(self, container_id: str, command: Sequence[str], *,
                    stdin: bool = False, tty: bool = False) -> ExecProcess:
         cdir = self._cdir(container_id)
-        config = _read_json(cdir / "config.json") or {}
-        state = _read_json(cdir / "state.json") or {}
+        config = read_json(cdir / "config.json") or {}
+        state = read_json(cdir / "state.json") or {}
         if self._status(cdir).state != ContainerState.RUNNING:
             raise RuntimeOperationError("ContainerNotRunning",
                                         f"container {container_id} is not running")
@@ -486,10 +392,10 @@ class ProcessRuntime:
                     proc = await asyncio.create_subprocess_exec(
                         *argv, stdin=slave, stdout=slave, stderr=slave,
                         env={**env, "TERM": env.get("TERM", "xterm")}, cwd=workdir_ok,
-                        start_new_session=True, preexec_fn=_controlling_terminal)
+                        start_new_session=True, preexec_fn=controlling_terminal)
                 finally:
                     os.close(slave)
-                return _Exec(proc, master)
+                return ExecSession(proc, master)
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -497,12 +403,12 @@ class ProcessRuntime:
         except OSError as exc:
             raise RuntimeOperationError("ExecError", f"exec {command[0]!r}: {exc.strerror}") \
                 from None
-        return _Exec(proc)
+        return ExecSession(proc)
 
     async def exec_sync(self, container_id: str, command: Sequence[str],
                         timeout: float) -> ExecResult:
         proc = await self.exec(container_id, command)
-        assert isinstance(proc, _Exec)
+        assert isinstance(proc, ExecSession)
         try:
             out, err = await asyncio.wait_for(proc.proc.communicate(), timeout)
         except TimeoutError:
@@ -514,7 +420,7 @@ class ProcessRuntime:
 
     async def container_stats(self, container_id: str) -> ContainerStats:
         cdir = self._cdir(container_id)
-        state = _read_json(cdir / "state.json") or {}
+        state = read_json(cdir / "state.json") or {}
         cg = cgroups.CgroupSet.from_json(state.get("cgroups"))
         cpu = cg.cpu_usage_ns()
         mem = cg.memory()
@@ -545,15 +451,6 @@ class ProcessRuntime:
 
     async def close(self) -> None:
         return None
-
-
-def _rotated(log_path: str) -> list[str]:
-    directory, base = os.path.split(log_path)
-    try:
-        return [os.path.join(directory, f) for f in os.listdir(directory)
-                if f.startswith(base + ".")]
-    except OSError:
-        return []
 
 
 def _reap_orphan(cdir: Path, state: dict[str, Any], finished: datetime) -> None:
