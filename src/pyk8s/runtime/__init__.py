@@ -23,17 +23,20 @@ if TYPE_CHECKING:
         NotFoundError,
         PodSandbox,
         PodSandboxConfig,
+        PortMapping,
         Resources,
         Runtime,
         RuntimeInfo,
         RuntimeOperationError,
         SandboxState,
+        SecurityContext,
     )
 
 _INTERFACE = frozenset({
     "ContainerConfig", "ContainerState", "ContainerStats", "ContainerStatus", "ExecProcess",
-    "ExecResult", "Mount", "NotFoundError", "PodSandbox", "PodSandboxConfig", "Resources",
-    "Runtime", "RuntimeInfo", "RuntimeOperationError", "SandboxState",
+    "ExecResult", "Mount", "NotFoundError", "PodSandbox", "PodSandboxConfig", "PortMapping",
+    "Resources", "Runtime", "RuntimeInfo", "RuntimeOperationError", "SandboxState",
+    "SecurityContext",
 })
 
 
@@ -107,11 +110,13 @@ __all__ = [
     "NotFoundError",
     "PodSandbox",
     "PodSandboxConfig",
+    "PortMapping",
     "Resources",
     "Runtime",
     "RuntimeInfo",
     "RuntimeOperationError",
     "SandboxState",
+    "SecurityContext",
     "names",
     "open_runtime",
     "register",

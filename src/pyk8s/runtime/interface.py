@@ -59,6 +59,17 @@ class SandboxState(enum.Enum):
 
 
 @dataclass(frozen=True)
+class PortMapping:
+    """A ``hostPort`` (CRI ``PortMapping``): ``host_ip:host_port`` on the node forwards to
+    ``container_port`` in the pod's network."""
+
+    container_port: int
+    host_port: int
+    protocol: str = "TCP"
+    host_ip: str = ""
+
+
+@dataclass(frozen=True)
 class PodSandboxConfig:
     """What a pod's sandbox needs (CRI ``PodSandboxConfig``)."""
 
@@ -72,6 +83,7 @@ class PodSandboxConfig:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     cgroup_parent: str = ""
+    port_mappings: Sequence[PortMapping] = ()
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,27 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class SecurityContext:
+    """The container's effective security settings: the pod's ``securityContext`` with the
+    container's laid over it (CRI ``LinuxContainerSecurityContext``). ``None``: the image's
+    (user) or the runtime's (everything else) default."""
+
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    run_as_non_root: bool = False
+    supplemental_groups: Sequence[int] = ()
+    privileged: bool = False
+    read_only_root_filesystem: bool = False
+    capabilities_add: Sequence[str] = ()
+    capabilities_drop: Sequence[str] = ()
+    """Upstream spelling, without ``CAP_`` (``NET_ADMIN``, ``ALL``)."""
+    no_new_privileges: bool = False
+    """``allowPrivilegeEscalation: false``."""
+    seccomp: str = ""
+    """``""`` / ``Unconfined``, ``RuntimeDefault`` or ``Localhost/<path>``."""
+
+
+@dataclass(frozen=True)
 class ContainerConfig:
     """CRI ``ContainerConfig``: everything resolved, nothing left for the runtime to look up."""
 
@@ -105,6 +138,11 @@ class ContainerConfig:
     working_dir: str = ""
     mounts: Sequence[Mount] = ()
     resources: Resources = Resources()
+    security: SecurityContext = SecurityContext()
+    stdin: bool = False
+    """Keep an open stdin that ``attach`` writes to (the pod spec's ``stdin``)."""
+    stdin_once: bool = False
+    tty: bool = False
     attempt: int = 0
     log_path: str = ""
     """Relative to the sandbox's log directory (upstream: ``<container>/<attempt>.log``)."""
@@ -209,8 +247,14 @@ class Runtime(Protocol):
     async def list_pod_sandboxes(self) -> list[PodSandbox]: ...
 
     # images
+    async def image_status(self, image: str) -> str | None:
+        """The image's reference (imageID) if it is present on the node, else ``None``; the
+        kubelet applies ``imagePullPolicy`` with it (CRI ``ImageStatus``)."""
+        ...
+
     async def pull_image(self, image: str) -> str:
-        """Make the image available; returns its reference (imageID)."""
+        """Fetch the image (even if present: ``Always``); returns its reference (imageID).
+        Failures raise :class:`RuntimeOperationError` with the registry's words."""
         ...
 
     # containers

@@ -226,10 +226,19 @@ class OciRuntime:
 
     # ---- images ---------------------------------------------------------------------------
 
+    async def image_status(self, image: str) -> str | None:
+        try:
+            return self.images.get(image).repo_digest
+        except ImageNotFound:
+            return None
+        except ImageError as exc:
+            raise RuntimeOperationError("InvalidImageName", exc.message) from None
+
     async def pull_image(self, image: str) -> str:
-        """Present images are used as they are (``IfNotPresent``); the kubelet applies
-        ``imagePullPolicy`` with ``runtime.images.ensure(image, policy)``."""
-        found = await self.images.ensure(image, "IfNotPresent")
+        try:
+            found = await self.images.ensure(image, "Always")
+        except ImageError as exc:
+            raise RuntimeOperationError("ErrImagePull", exc.message) from None
         return found.repo_digest
 
     # ---- containers -----------------------------------------------------------------------

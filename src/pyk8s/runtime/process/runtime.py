@@ -166,6 +166,10 @@ class ProcessRuntime:
 
     # ---- images ---------------------------------------------------------------------------
 
+    async def image_status(self, image: str) -> str | None:
+        """Every image is "present": nothing is ever pulled."""
+        return image
+
     async def pull_image(self, image: str) -> str:
         """Nothing to pull: the process runtime runs host binaries. The image name is kept
         only so statuses show what the user asked for."""
