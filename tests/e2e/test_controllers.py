@@ -389,9 +389,10 @@ def test_silent_node_is_tainted_and_its_pods_evicted(ctl_cluster: Cluster, api: 
                                                      ns: str) -> None:
     core = k8s.CoreV1Api(api)
     node = "n-" + uuid.uuid4().hex[:6]
-    created = core.create_node(_node(node))
+    core.create_node(_node(node))
+    wait_for("pod CIDR", lambda: core.read_node(node).spec.pod_cidr)  # nodeipam writes the node
     core.replace_node_status(node, {**_node(node), "metadata": {
-        "name": node, "resourceVersion": created.metadata.resource_version}})
+        "name": node, "resourceVersion": core.read_node(node).metadata.resource_version}})
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x"}],
                     "tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists",

@@ -29,6 +29,7 @@ from pyk8s.controllers.endpointslice import EndpointSliceController
 from pyk8s.controllers.events import EventRecorder
 from pyk8s.controllers.garbagecollector import GarbageCollector
 from pyk8s.controllers.namespace import NamespaceController
+from pyk8s.controllers.nodeipam import NodeIpamController
 from pyk8s.controllers.nodelifecycle import NodeLifecycleController
 from pyk8s.controllers.podgc import PodGCController
 from pyk8s.controllers.replicaset import ReplicaSetController
@@ -40,6 +41,7 @@ log = logging.getLogger("pyk8s.controllers.manager")
 DEFAULT_WORKERS = {
     "deployment": 5, "replicaset": 5, "garbagecollector": 20, "namespace": 10,
     "serviceaccount": 1, "nodelifecycle": 1, "podgc": 1, "endpoint": 5, "endpointslice": 5,
+    "nodeipam": 5,
 }
 
 
@@ -68,6 +70,11 @@ class ControllerManagerSettings:
     node_startup_grace_period: float = 60.0
     pod_gc_period: float = 20.0
     terminated_pod_gc_threshold: int = 12500
+    # Node IPAM (upstream --allocate-node-cidrs, --cluster-cidr, --node-cidr-mask-size; IPv4
+    # only). Upstream's default is off; ours is on, as kubeadm turns it on.
+    allocate_node_cidrs: bool = True
+    cluster_cidr: str = "10.244.0.0/16"
+    node_cidr_mask_size: int = 24
 
     def enabled(self, name: str) -> bool:
         if f"-{name}" in self.controllers:
@@ -89,7 +96,7 @@ class ControllerManager:
 
     def _builders(self) -> dict[str, Callable[[InformerFactory, Callable[[str], EventRecorder]], Any]]:
         s, client, clock = self.settings, self.client, self.clock
-        return {
+        builders: dict[str, Callable[[InformerFactory, Callable[[str], EventRecorder]], Any]] = {
             "replicaset": lambda f, rec: ReplicaSetController(
                 client, f, clock=clock, recorder=rec("replicaset-controller")),
             "deployment": lambda f, rec: DeploymentController(
@@ -108,6 +115,11 @@ class ControllerManager:
                 client, f, clock=clock, period=s.pod_gc_period,
                 terminated_pod_threshold=s.terminated_pod_gc_threshold),
         }
+        if s.allocate_node_cidrs:  # upstream: nodeipam is not started without it
+            builders["nodeipam"] = lambda f, rec: NodeIpamController(
+                client, f, cluster_cidr=s.cluster_cidr, node_cidr_mask_size=s.node_cidr_mask_size,
+                clock=clock, recorder=rec("cidrAllocator"))
+        return builders
 
     async def run(self) -> None:
         """Run until cancelled (competing for the lease first when leader election is on)."""

@@ -163,7 +163,7 @@ class TestManager:
             await asyncio.wait_for(manager.synced.wait(), 1)
             assert set(manager.controllers) == {"replicaset", "deployment", "garbagecollector",
                                                 "namespace", "serviceaccount", "endpoint",
-                                                "endpointslice"}
+                                                "endpointslice", "nodeipam"}
             api.seed(NAMESPACES, {"metadata": {"name": "fresh"}})
             for _ in range(20):
                 await asyncio.sleep(0)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
+import json
 
 from pyk8s.apiserver.registry.base import Cause, Obj, Strategy, immutable, invalid_value, required
 from pyk8s.apiserver.registry.defaults import default_workload
@@ -63,13 +65,87 @@ class ConfigMapStrategy(Strategy):
         return []
 
 
+_POD_CIDR_FORBIDDEN = 'Forbidden: node updates may not change podCIDR except from "" to valid'
+
+
+def _go_strings(values: list[object]) -> str:
+    """A []string as Go's %#v prints it in field errors."""
+    return "[]string{" + ", ".join(json.dumps(str(v)) for v in values) + "}"
+
+
+def _cidr_version(value: object) -> int | None:
+    """4 or 6 for ``addr/len`` (host bits allowed, as Go's ParseCIDR), None if not a CIDR."""
+    if not isinstance(value, str) or value.count("/") != 1 or not value.split("/")[1].isdigit():
+        return None
+    try:
+        return ipaddress.ip_network(value, strict=False).version
+    except ValueError:
+        return None
+
+
+def _sync_pod_cidrs(obj: Obj) -> None:
+    """Keep ``podCIDR`` and ``podCIDRs[0]`` one value, as upstream's v1 conversion does
+    (``podCIDR`` wins when both are given and differ)."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    single, many = spec.get("podCIDR"), spec.get("podCIDRs")
+    if not isinstance(many, list):
+        many = []
+    if single:
+        if not many or many[0] != single:
+            spec["podCIDRs"] = [single]
+    elif many:
+        spec["podCIDR"] = many[0]
+
+
+def _pod_cidrs(obj: Obj) -> list[object]:
+    many = (obj.get("spec") or {}).get("podCIDRs")
+    return list(many) if isinstance(many, list) else []
+
+
 class NodeStrategy(Strategy):
-    """Nodes are created by their kubelet with a status already filled in: keep it."""
+    """Nodes are created by their kubelet with a status already filled in: keep it.
+
+    ``spec.podCIDRs`` must be valid CIDRs, at most one per IP family, and may be set once
+    (by the node IPAM controller, or the kubelet at registration) but not changed after."""
 
     tracks_generation = False
 
     def prepare_create(self, obj: Obj) -> None:
         obj.setdefault("spec", {})
+        _sync_pod_cidrs(obj)
+
+    def prepare_update(self, new: Obj, old: Obj) -> None:
+        _sync_pod_cidrs(new)
+
+    def validate_create(self, obj: Obj) -> list[Cause]:
+        cidrs = _pod_cidrs(obj)
+        causes: list[Cause] = []
+        versions = [_cidr_version(c) for c in cidrs]
+        for i, version in enumerate(versions):
+            if version is None:
+                causes.append((f"spec.podCIDRs[{i}]", "FieldValueInvalid",
+                               f"Invalid value: {_go_strings(cidrs)}: must be valid CIDR"))
+        if len(cidrs) > 1:
+            if len(cidrs) > 2 or None in versions or versions[0] == versions[1]:
+                causes.append(("spec.podCIDRs", "FieldValueInvalid",
+                               f"Invalid value: {_go_strings(cidrs)}: "
+                               "may specify no more than one CIDR for each IP family"))
+            seen: set[str] = set()
+            for i, cidr in enumerate(cidrs):
+                if str(cidr) in seen:
+                    causes.append((f"spec.podCIDRs[{i}]", "FieldValueDuplicate",
+                                   f"Duplicate value: {json.dumps(str(cidr))}"))
+                seen.add(str(cidr))
+        return causes
+
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        causes = self.validate_create(new)
+        before = _pod_cidrs(old)
+        if before and before != _pod_cidrs(new):
+            causes.append(("spec.podCIDRs", "FieldValueForbidden", _POD_CIDR_FORBIDDEN))
+        return causes
 
 
 class PlainStrategy(Strategy):
