@@ -5,8 +5,10 @@ container of the pod joins them by path.
 Why not a pause container: nothing to supervise, nothing to reap, nothing that dies with
 a kubelet restart or an OOM; the namespaces live exactly as long as the mounts. They are
 made by util-linux ``unshare --net=FILE --ipc=FILE --uts=FILE`` running a few lines of
-Python inside them, which set the pod's hostname and bring ``lo`` up. Without CNI (not yet here) loopback is the pod's only interface;
-``network="host"`` leaves the network namespace out (pods see the node's network).
+Python inside them, which set the pod's hostname and bring ``lo`` up. With CNI
+(:mod:`.cni`) the pod's ``eth0`` and hostPorts are added afterwards; without
+(``network="isolated"``) loopback is the pod's only interface; ``network="host"`` leaves
+the network namespace out (pods see the node's network).
 
 Per pod, under its directory: ``ns/{net,ipc,uts}`` (the pins), ``etc/{hostname,hosts,
 resolv.conf}`` (bind-mounted read-only into each container).

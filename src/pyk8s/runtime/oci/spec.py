@@ -10,7 +10,21 @@ without root:
 - **env**: the image's, then the container's (same name: the container wins); a ``PATH``
   if neither sets one; ``HOSTNAME`` as the pod's hostname.
 - **cwd**: the container's ``workingDir``, else the image's, else ``/``.
-- **user**: the image's ``User`` (``uid[:gid]`` or names from the rootfs's passwd/group).
+- **user**: the image's ``User`` (``uid[:gid]`` or names from the rootfs's passwd/group);
+  ``runAsUser`` replaces it whole (the gid is then the image passwd's for that uid, else 0:
+  containerd's ``WithUserID``), ``runAsGroup`` replaces the group. ``additionalGids``: the
+  primary gid, the image's ``/etc/group`` memberships and ``supplementalGroups``
+  (containerd after CVE-2023-25173). ``runAsNonRoot`` is checked as the kubelet checks it,
+  refusing with ``CreateContainerConfigError`` and upstream's words.
+- **securityContext** (containerd's rules): capabilities start from the default set;
+  ``add: [ALL]`` gives every capability, ``drop: [ALL]`` none, then single adds, then single
+  drops (names without ``CAP_``; a ``CAP_`` prefix is tolerated). ``privileged``: every
+  capability of the host, no masked or read-only paths, ``/sys`` and the cgroup mount
+  read-write, every device allowed, no seccomp -- but the host's ``/dev`` is *not* bound
+  in (the container's ``/dev`` stays a tmpfs), so devices must be bind-mounted as volumes.
+  ``readOnlyRootFilesystem`` → ``root.readonly``; ``allowPrivilegeEscalation: false`` →
+  ``noNewPrivileges``; seccomp from :mod:`.seccomp`. No pids limit: the interface's
+  ``Resources`` carries none (upstream's is the node-wide ``podPidsLimit``).
 - Host quirks (``../shared/reference/linux-runtime-facts.md``): ``oomScoreAdj`` is clamped
   to ``>= 0`` when the host lacks CAP_SYS_RESOURCE (containerd's
   ``restrict_oom_score_adj``); capabilities are intersected with the host's bounding set;
@@ -26,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from pyk8s.runtime.images.manifest import ImageConfig
-from pyk8s.runtime.interface import ContainerConfig, RuntimeOperationError
+from pyk8s.runtime.interface import ContainerConfig, RuntimeOperationError, SecurityContext
+from pyk8s.runtime.oci import seccomp
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -141,6 +156,89 @@ def user(spec: str, rootfs: Path | None) -> dict[str, int]:
     return {"uid": uid, "gid": gid}
 
 
+def _image_groups(rootfs: Path | None, name: str, uid: int) -> list[int]:
+    """gids of the image's ``/etc/group`` entries listing the user as a member."""
+    if rootfs is None:
+        return []
+    if name.isdigit() or not name:
+        name = ""
+        with contextlib.suppress(OSError):
+            for line in (rootfs / "etc/passwd").read_text(errors="replace").splitlines():
+                parts = line.split(":")
+                if len(parts) > 2 and parts[2] == str(uid):
+                    name = parts[0]
+                    break
+    if not name:
+        return []
+    out = []
+    with contextlib.suppress(OSError):
+        for line in (rootfs / "etc/group").read_text(errors="replace").splitlines():
+            parts = line.split(":")
+            if len(parts) > 3 and parts[0] != name and parts[2].isdigit() \
+                    and name in parts[3].split(","):
+                out.append(int(parts[2]))
+    return out
+
+
+def verify_run_as_non_root(sec: SecurityContext, image_user: str, pod: str,
+                           container: str) -> None:
+    """The kubelet's ``verifyRunAsNonRoot``, on the image's ``User`` as configured (a
+    name is refused even if the image's passwd would map it to a non-zero uid)."""
+    if not sec.run_as_non_root:
+        return
+    where = f'(pod: "{pod}", container: {container})'
+    if sec.run_as_user is not None:
+        if sec.run_as_user == 0:
+            raise RuntimeOperationError("CreateContainerConfigError",
+                                        f"container's runAsUser breaks non-root policy {where}")
+        return
+    name = image_user.partition(":")[0]
+    if name and not name.isdigit():
+        raise RuntimeOperationError(
+            "CreateContainerConfigError", f"container has runAsNonRoot and image has "
+            f"non-numeric user ({name}), cannot verify user is non-root {where}")
+    if not name or int(name) == 0:
+        raise RuntimeOperationError(
+            "CreateContainerConfigError",
+            f"container has runAsNonRoot and image will run as root {where}")
+
+
+def process_user(sec: SecurityContext, image_user: str, rootfs: Path | None
+                 ) -> dict[str, Any]:
+    """``process.user``: the image's user with ``runAsUser``/``runAsGroup`` laid over it."""
+    name, _, group = image_user.partition(":")
+    if sec.run_as_user is not None:
+        name, group = str(sec.run_as_user), ""
+    if sec.run_as_group is not None:
+        group = str(sec.run_as_group)
+    out: dict[str, Any] = user(f"{name}:{group}" if group else name, rootfs)
+    gids = {out["gid"], *_image_groups(rootfs, name, out["uid"]), *sec.supplemental_groups}
+    out["additionalGids"] = sorted(gids)
+    return out
+
+
+def _cap_name(name: str) -> str:
+    upper = name.upper()
+    return upper if upper.startswith("CAP_") else "CAP_" + upper
+
+
+def capabilities(sec: SecurityContext, host_caps: set[str]) -> list[str]:
+    """containerd's order: add ALL, drop ALL, then single adds, then single drops; always
+    within the host's bounding set (runc refuses a capability the host lacks)."""
+    if sec.privileged:
+        return [c for c in CAPABILITIES if c in host_caps]
+    add = [_cap_name(c) for c in sec.capabilities_add]
+    drop = [_cap_name(c) for c in sec.capabilities_drop]
+    caps = list(DEFAULT_CAPABILITIES)
+    if "CAP_ALL" in add:
+        caps = list(CAPABILITIES)
+    if "CAP_ALL" in drop:
+        caps = []
+    caps += [c for c in add if c != "CAP_ALL" and c not in caps]
+    caps = [c for c in caps if c not in drop]
+    return [c for c in caps if c in host_caps]
+
+
 @dataclass(frozen=True)
 class PodContext:
     """What the sandbox gives each of its containers."""
@@ -152,6 +250,8 @@ class PodContext:
     """``/etc/hosts`` etc. → the pod's host file, bind-mounted read-only."""
     cgroups_path: str
     oom_score_adj: int = 0
+    pod: str = ""
+    """``name_namespace(uid)``, as the kubelet names a pod in its messages."""
 
 
 def build(config: ContainerConfig, image: ImageConfig, pod: PodContext, rootfs: Path,
@@ -159,7 +259,10 @@ def build(config: ContainerConfig, image: ImageConfig, pod: PodContext, rootfs: 
           ) -> dict[str, Any]:
     """The whole ``config.json``."""
     caps_host = host_capabilities() if host_caps is None else host_caps
-    caps = [c for c in DEFAULT_CAPABILITIES if c in caps_host]
+    sec = config.security
+    verify_run_as_non_root(sec, image.user, pod.pod, config.name)
+    caps = capabilities(sec, caps_host)
+    sys_ro = [] if sec.privileged else ["ro"]
     if can_lower_oom is None:
         can_lower_oom = "CAP_SYS_RESOURCE" in caps_host
     oom = pod.oom_score_adj if can_lower_oom else max(pod.oom_score_adj, 0)
@@ -176,9 +279,9 @@ def build(config: ContainerConfig, image: ImageConfig, pod: PodContext, rootfs: 
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
          "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-         "options": ["nosuid", "noexec", "nodev", "ro"]},
+         "options": ["nosuid", "noexec", "nodev", *sys_ro]},
         {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-         "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+         "options": ["nosuid", "noexec", "nodev", "relatime", *sys_ro]},
     ]
     taken = {m.container_path.rstrip("/") for m in config.mounts}
     for target, source in pod.etc_files.items():
@@ -195,7 +298,7 @@ def build(config: ContainerConfig, image: ImageConfig, pod: PodContext, rootfs: 
         elif kind != "network":
             namespaces.append({"type": kind})
     r = config.resources
-    resources: dict[str, Any] = {"devices": [{"allow": False, "access": "rwm"}]}
+    resources: dict[str, Any] = {"devices": [{"allow": sec.privileged, "access": "rwm"}]}
     if r.memory_limit_bytes:
         resources["memory"] = {"limit": r.memory_limit_bytes}
     cpu: dict[str, Any] = {}
@@ -205,29 +308,32 @@ def build(config: ContainerConfig, image: ImageConfig, pod: PodContext, rootfs: 
         cpu.update(quota=r.cpu_quota_us, period=r.cpu_period_us)
     if cpu:
         resources["cpu"] = cpu
-    image_user = user(image.user, rootfs)
+    linux: dict[str, Any] = {
+        "cgroupsPath": pod.cgroups_path,
+        "resources": resources,
+        "namespaces": namespaces,
+        "maskedPaths": [] if sec.privileged else list(MASKED_PATHS),
+        "readonlyPaths": [] if sec.privileged else list(READONLY_PATHS),
+    }
+    profile = seccomp.profile(sec.seccomp, caps, privileged=sec.privileged)
+    if profile is not None:
+        linux["seccomp"] = profile
     return {
         "ociVersion": "1.0.2",
         "process": {
             "terminal": False,
-            "user": image_user,
+            "user": process_user(sec, image.user, rootfs),
             "args": argv(config, image),
             "env": environment(config, image, pod.hostname),
             "cwd": config.working_dir or image.working_dir or "/",
             "capabilities": {k: caps for k in ("bounding", "effective", "permitted")},
-            "noNewPrivileges": False,
+            "noNewPrivileges": sec.no_new_privileges,
             "oomScoreAdj": oom,
         },
-        "root": {"path": str(rootfs), "readonly": False},
+        "root": {"path": str(rootfs), "readonly": sec.read_only_root_filesystem},
         "hostname": pod.hostname,
         "mounts": mounts,
-        "linux": {
-            "cgroupsPath": pod.cgroups_path,
-            "resources": resources,
-            "namespaces": namespaces,
-            "maskedPaths": list(MASKED_PATHS),
-            "readonlyPaths": list(READONLY_PATHS),
-        },
+        "linux": linux,
         "annotations": {k: v for k, v in config.annotations.items() if isinstance(v, str)},
     }
 

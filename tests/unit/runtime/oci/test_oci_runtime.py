@@ -88,7 +88,7 @@ def sandbox(rt: OciRuntime, tmp_path: Path, hostname: str = "pod-a") -> str:
 
 def start(rt: OciRuntime, sb: str, image_name: str = "busybox", **kw: Any) -> str:
     async def go() -> str:
-        await rt.pull_image(image_name)
+        assert await rt.image_status(image_name)  # imported: pull_image would go online
         cid = await rt.create_container(sb, ContainerConfig(kw.pop("name", "c"), image_name,
                                                             **kw))
         await rt.start_container(cid)
