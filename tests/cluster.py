@@ -24,11 +24,15 @@ def free_port() -> int:
 
 class Cluster:
     """``command`` is ``apiserver`` (the API server alone: nothing acts on objects, which
-    API tests rely on) or ``server`` (the whole one-node cluster)."""
+    API tests rely on) or ``server`` (the whole one-node cluster). A ``server`` runs the
+    process runtime unless ``extra_args`` name another (``--runtime oci``): tests whose pods
+    run host commands must not depend on whether this machine could run containers."""
 
     def __init__(self, data_dir: Path, port: int | None = None, *, command: str = "apiserver",
                  extra_args: tuple[str, ...] = ()) -> None:
         self.command = command
+        if command == "server" and "--runtime" not in extra_args:
+            extra_args = (*extra_args, "--runtime", "process")
         self.extra_args = extra_args
         self.data_dir = data_dir
         self.port = port or free_port()
@@ -83,8 +87,21 @@ class Cluster:
         from pyk8s.runtime import open_runtime, remove_everything
 
         state_dir = self.data_dir / "kubelet" / "runtime"
-        if state_dir.exists():
-            asyncio.run(remove_everything(open_runtime("process", state_dir=state_dir)))
+        if not state_dir.exists():
+            return
+        if self.option("--runtime") == "oci":
+            from pyk8s.runtime.images import ImageStore
+
+            images = ImageStore(self.option("--image-root") or "/var/lib/pyk8s/images")
+            runtime = open_runtime("oci", state_dir=state_dir, images=images, network="cni")
+        else:
+            runtime = open_runtime("process", state_dir=state_dir)
+        asyncio.run(remove_everything(runtime))
+
+    def option(self, name: str) -> str:
+        """The value of ``name`` in the server's extra arguments ("" when absent)."""
+        args = list(self.extra_args)
+        return args[args.index(name) + 1] if name in args[:-1] else ""
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
                 timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -1,5 +1,6 @@
 """What the node serves through the API server, judged with the real kubectl against
-``pyk8s server``: port-forward (SPDY/3.1 tunnelled in a WebSocket), attach and
+``pyk8s server``: port-forward (SPDY/3.1 tunnelled in a WebSocket), attach (with the
+container's stdin), exec and attach over kubectl's SPDY fallback, ``nodes/{name}/proxy``,
 ``kubectl top`` (metrics.k8s.io from the kubelet's stats), and the node server's TLS.
 Loopback only."""
 
@@ -173,6 +174,209 @@ class TestAttach:
         assert "completed pod" in result.stderr
 
 
+def kubectl_process(cluster: Cluster, *args: str, websockets: bool = True
+                    ) -> subprocess.Popen[str]:
+    """kubectl in the background with pipes; ``websockets=False`` forces its SPDY transport
+    for exec and attach (``KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false``)."""
+    kubectl = shutil.which("kubectl")
+    assert kubectl is not None
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig),
+           "KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "true" if websockets else "false"}
+    return subprocess.Popen([kubectl, f"--cache-dir={cluster.cache_dir}", *args],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def kubectl_run(cluster: Cluster, *args: str, input: str = "", websockets: bool = True,
+                timeout: float = 60) -> tuple[int, str, str]:
+    proc = kubectl_process(cluster, *args, websockets=websockets)
+    try:
+        out, err = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"kubectl {' '.join(args)} hung:\n{out}\n{err}") from None
+    return proc.returncode, out, err
+
+
+def read_line(proc: subprocess.Popen[str], timeout: float = 20) -> str:
+    """The next line kubectl prints, without hanging the test if none comes."""
+    import selectors
+
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        assert sel.select(timeout), "no output from kubectl"
+    return proc.stdout.readline()
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+
+
+def stdin_pod(cluster: Cluster, ns: str, name: str, script: str, **container: object) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+           "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": name, "image": "sh", "stdin": True,
+                                    "command": ["sh", "-c", script], **container}]}}
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(pod))
+    cluster.kubectl("wait", "--for=condition=Ready", f"pod/{name}", "-n", ns,
+                    "--timeout=60s", timeout=70)
+
+
+def phase(cluster: Cluster, ns: str, name: str) -> str:
+    return cluster.kubectl("get", "pod", name, "-n", ns, "-o",
+                           "jsonpath={.status.phase}").stdout
+
+
+def wait_phase(cluster: Cluster, ns: str, name: str, wanted: str) -> None:
+    cluster.kubectl("wait", f"--for=jsonpath={{.status.phase}}={wanted}", f"pod/{name}",
+                    "-n", ns, "--timeout=60s", timeout=70)
+
+
+class TestAttachWithStdin:
+    def test_input_reaches_the_container_across_sessions(self, node_cluster: Cluster,
+                                                         ns: str) -> None:
+        """Without stdinOnce the container's stdin outlives each ``attach -i`` session."""
+        stdin_pod(node_cluster, ns, "echoer", "while read l; do echo got $l; done")
+        for word in ("hello", "again"):
+            proc = kubectl_process(node_cluster, "attach", "-i", "-q", "echoer", "-n", ns)
+            try:
+                assert proc.stdin is not None
+                proc.stdin.write(f"{word}\n")
+                proc.stdin.flush()
+                assert read_line(proc) == f"got {word}\n"
+            finally:
+                stop(proc)
+        assert phase(node_cluster, ns, "echoer") == "Running"
+
+    @pytest.mark.parametrize("websockets", [True, False], ids=["websocket", "spdy"])
+    def test_stdin_once_gives_the_container_eof_after_the_first_session(
+            self, node_cluster: Cluster, ns: str, websockets: bool) -> None:
+        name = "once-ws" if websockets else "once-spdy"
+        stdin_pod(node_cluster, ns, name,
+                  "while read l; do echo got $l; echo seen $l >&2; done; echo stdin closed",
+                  stdinOnce=True)
+        code, out, err = kubectl_run(node_cluster, "attach", "-i", "-q", name, "-n", ns,
+                                     input="a\nb\n", websockets=websockets)
+        assert code == 0, err
+        assert out == "got a\ngot b\nstdin closed\n"
+        assert "seen a\nseen b\n" in err
+        wait_phase(node_cluster, ns, name, "Succeeded")
+
+    def test_kubectl_run_interactive_and_removed(self, node_cluster: Cluster,
+                                                 ns: str) -> None:
+        """``kubectl run -i --rm``: a pod with stdin and stdinOnce, attached, then deleted."""
+        code, out, err = kubectl_run(
+            node_cluster, "run", "asker", "-n", ns, "-i", "--rm", "--restart=Never",
+            "--image=sh", "--command", "--", "sh", "-c", "read answer; echo you said $answer",
+            input="forty-two\n", timeout=90)
+        assert code == 0, err
+        assert "you said forty-two\n" in out
+        assert 'pod "asker" deleted' in out + err
+        assert node_cluster.kubectl("get", "pod", "asker", "-n", ns,
+                                    check=False).returncode != 0
+
+    def test_a_container_without_stdin_streams_output_and_ignores_input(
+            self, node_cluster: Cluster, ns: str) -> None:
+        """As upstream (containerd ignores an attach's stdin when the container has none)."""
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "deaf"},
+               "spec": {"restartPolicy": "Never", "containers": [{
+                   "name": "deaf", "image": "sh",
+                   "command": ["sh", "-c", "sleep 1; cat; echo stdin was empty"]}]}}
+        node_cluster.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(pod))
+        node_cluster.kubectl("wait", "--for=condition=Ready", "pod/deaf", "-n", ns,
+                             "--timeout=60s", timeout=70)
+        code, out, _ = kubectl_run(node_cluster, "attach", "-i", "-q", "deaf", "-n", ns,
+                                   input="ignored\n")
+        assert code == 0
+        assert out == "stdin was empty\n"
+
+
+class TestSpdyExec:
+    """kubectl's SPDY/3.1 transport, forced with KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false."""
+
+    def test_output_streams_and_exit_code(self, node_cluster: Cluster, ns: str) -> None:
+        run_pod(node_cluster, ns, "target", ["sleep", "600"])
+        code, out, err = kubectl_run(
+            node_cluster, "exec", "target", "-n", ns, "--", "sh", "-c",
+            "echo to out; echo to err >&2; exit 3", websockets=False)
+        assert (code, out) == (3, "to out\n")
+        assert "to err\n" in err
+        assert "command terminated with exit code 3" in err
+        code, out, err = kubectl_run(node_cluster, "exec", "target", "-n", ns, "--",
+                                     "echo", "fine", websockets=False)
+        assert (code, out, err) == (0, "fine\n", "")
+
+    def test_stdin_is_carried_and_closed(self, node_cluster: Cluster, ns: str) -> None:
+        run_pod(node_cluster, ns, "cat", ["sleep", "600"])
+        data = "".join(f"line {i}\n" for i in range(2000))
+        code, out, err = kubectl_run(node_cluster, "exec", "-i", "cat", "-n", ns, "--", "sh",
+                                     "-c", "cat; echo end of input", input=data,
+                                     websockets=False)
+        assert code == 0, err
+        assert out == data + "end of input\n"
+
+    def test_a_missing_command_is_reported(self, node_cluster: Cluster, ns: str) -> None:
+        run_pod(node_cluster, ns, "nocmd", ["sleep", "600"])
+        code, _, err = kubectl_run(node_cluster, "exec", "nocmd", "-n", ns, "--",
+                                   "no-such-command-here", websockets=False)
+        assert code != 0
+        assert "no-such-command-here" in err
+
+
+class TestNodeProxy:
+    def test_kubectl_get_raw_reaches_the_kubelet(self, node_cluster: Cluster,
+                                                 ns: str) -> None:
+        summary = json.loads(node_cluster.kubectl(
+            "get", "--raw", "/api/v1/nodes/node-1/proxy/stats/summary").stdout)
+        assert summary["node"]["nodeName"] == "node-1"
+        assert node_cluster.kubectl("get", "--raw",
+                                    "/api/v1/nodes/node-1/proxy/healthz").stdout == "ok"
+        run_pod(node_cluster, ns, "listed", ["sleep", "600"])
+        pods = json.loads(node_cluster.kubectl(
+            "get", "--raw", "/api/v1/nodes/node-1/proxy/pods").stdout)
+        assert pods["kind"] == "PodList"
+        assert ("listed", ns) in {(p["metadata"]["name"], p["metadata"]["namespace"])
+                                  for p in pods["items"]}
+        configz = json.loads(node_cluster.kubectl(
+            "get", "--raw", "/api/v1/nodes/node-1/proxy/configz").stdout)
+        assert configz["kubeletconfig"]["kind"] == "KubeletConfiguration"
+        port = node_cluster.option("--kubelet-port")
+        assert node_cluster.kubectl(
+            "get", "--raw", f"/api/v1/nodes/node-1:{port}/proxy/healthz").stdout == "ok"
+        logs = node_cluster.kubectl(
+            "get", "--raw", f"/api/v1/nodes/node-1/proxy/containerLogs/{ns}/listed/listed"
+                            "?tailLines=1", check=False)
+        assert logs.returncode == 0, logs.stderr
+
+    def test_unknown_paths_nodes_and_unreachable_nodes(self, node_cluster: Cluster) -> None:
+        missing = node_cluster.kubectl("get", "--raw", "/api/v1/nodes/node-1/proxy/nothing",
+                                       check=False)
+        assert missing.returncode != 0 and "NotFound" in missing.stderr
+        unknown = node_cluster.kubectl("get", "--raw", "/api/v1/nodes/nope/proxy/healthz",
+                                       check=False)
+        assert 'nodes "nope" not found' in unknown.stderr
+        ghost = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "ghost"},
+                 "spec": {"unschedulable": True}}  # no address: no kubelet to reach
+        node_cluster.kubectl("apply", "-f", "-", input=json.dumps(ghost))
+        try:
+            unreachable = node_cluster.kubectl(
+                "get", "--raw", "/api/v1/nodes/ghost/proxy/healthz", check=False)
+            assert "ServiceUnavailable" in unreachable.stderr
+        finally:
+            node_cluster.kubectl("delete", "node", "ghost", "--wait=false")
+        bad = node_cluster.kubectl("get", "--raw", "/api/v1/nodes/a:b:c:d/proxy/healthz",
+                                   check=False)
+        assert "invalid node request" in bad.stderr
+
+
 SPIN = ("import time\nx = bytearray(40 * 1024 * 1024)\nwhile True:\n"
         "    t = time.time()\n    while time.time() - t < 0.05: pass\n    time.sleep(0.05)")
 
@@ -280,8 +484,8 @@ def test_an_agent_joins_with_a_self_signed_certificate(tmp_path: Path) -> None:
     agent = subprocess.Popen(
         [sys.executable, "-m", "pyk8s.cli.main", "agent", "--kubeconfig",
          str(server.kubeconfig), "--node-name", "agent-1", "--node-ip", "127.0.0.1",
-         "--root-dir", str(tmp_path / "agent"), "--port", str(agent_port),
-         "--client-ca-file", str(server.data_dir / "pki" / "ca.crt")],
+         "--root-dir", str(tmp_path / "agent"), "--runtime", "process", "--port", str(agent_port),
+         "--client-ca-file", str(server.data_dir / "pki" / "ca.crt"), "--runtime", "process"],
         stdout=subprocess.DEVNULL, stderr=open(tmp_path / "agent.log", "wb"))  # noqa: SIM115
     try:
         deadline = time.monotonic() + 30

@@ -53,7 +53,7 @@ def resolve(ctx: ApiContext, group: str, version: str, rest_path: str) -> Target
             namespace = parts[1]
             parts = parts[2:]
     resource = ctx.catalogue.by_plural(group, version, parts[0])
-    if resource is None or len(parts) > 3:
+    if resource is None or (len(parts) > 3 and parts[2] != "proxy"):  # proxy/<path...>
         raise _NOT_FOUND
     name = parts[1] if len(parts) > 1 else ""
     sub = parts[2] if len(parts) > 2 else ""

@@ -311,8 +311,9 @@ async def virtual_create(request: web.Request, ctx: ApiContext, res: Resource, n
 
 
 async def streaming(request: web.Request, ctx: ApiContext, target: Any) -> web.StreamResponse:
-    """Subresources a node serves: logs are proxied to the pod's kubelet; exec, attach,
-    port-forward and node proxy are not served yet, and the answer says so."""
+    """Subresources a node serves, proxied to its kubelet (:mod:`nodeproxy`): logs, exec,
+    attach, port-forward and node proxy; pod and service proxies are not served yet, and
+    the answer says so."""
     res, ns, name, sub = target.resource, target.namespace or "", target.name, target.subresource
     if not name:
         raise errors.method_not_supported(res.group, f"{res.plural}/{sub}", "get")
@@ -326,6 +327,8 @@ async def streaming(request: web.Request, ctx: ApiContext, target: Any) -> web.S
         return await nodeproxy.pod_attach(request, ctx, res, ns, name)
     if res.kind == "Pod" and sub == "portforward":
         return await nodeproxy.pod_portforward(request, ctx, res, ns, name)
+    if res.kind == "Node" and sub == "proxy":
+        return await nodeproxy.node_proxy(request, ctx, res, name)
     obj = await rest.get(ctx, res, ns, name)
     if res.kind == "Pod" and not (obj.get("spec") or {}).get("nodeName"):
         raise errors.bad_request(f"pod {name} does not have a host assigned")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pyk8s.apiserver.context import ServerSettings
 from pyk8s.apiserver.server import ApiServer
+from pyk8s.cli.runtimes import RuntimeOptions
 from pyk8s.client import ApiClient
 from pyk8s.pki import kubeconfig
 from pyk8s.pki.keypair import KeyPair
@@ -47,7 +48,7 @@ def user_agent(component: str) -> str:
 class ClusterSettings:
     api: ServerSettings
     components: tuple[str, ...] = COMPONENTS
-    runtime: str = "process"
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
     node_name: str = ""
     kubelet_port: int = 10250
     node_labels: dict[str, str] = field(default_factory=dict)
@@ -118,9 +119,9 @@ class Cluster:
         if component == "kubelet":
             import socket
 
+            from pyk8s.cli import runtimes
             from pyk8s.kubelet.kubelet import Kubelet
             from pyk8s.kubelet.settings import KubeletSettings, default_node_name
-            from pyk8s.runtime import open_runtime
 
             node = self.settings.node_name or default_node_name()
             host = self.api.url.split("//", 1)[1].rsplit(":", 1)[0]
@@ -136,9 +137,8 @@ class Cluster:
                 tls_private_key_file=str(key),
                 client_ca_file=str(self.settings.api.data_dir / "pki" / "ca.crt"),
             )
-            runtime = open_runtime(self.settings.runtime,
-                                   state_dir=kubelet_settings.runtime_state_dir,
-                                   host_ip=host)
+            runtime = runtimes.build(self.settings.runtime,
+                                     state_dir=kubelet_settings.runtime_state_dir, host_ip=host)
             client = self._client(component, f"system:node:{node}")
             return Kubelet(client, kubelet_settings, runtime).run()
         raise ValueError(f"unknown component {component!r}; known: {', '.join(COMPONENTS)}")

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from pyk8s.cli.cluster import user_agent
+from pyk8s.cli.runtimes import add_runtime_arguments
 from pyk8s.client import ApiClient
 
 log = logging.getLogger("pyk8s.cli")
@@ -81,14 +82,28 @@ def run_controller_manager(args: argparse.Namespace) -> int:
         settings.controllers = tuple(c.strip() for c in args.controllers.split(",") if c.strip())
     if args.node_monitor_grace_period:
         settings.node_monitor_grace_period = args.node_monitor_grace_period
+    if args.allocate_node_cidrs is not None:
+        settings.allocate_node_cidrs = args.allocate_node_cidrs
+    if args.cluster_cidr:
+        settings.cluster_cidr = args.cluster_cidr
+    if args.node_cidr_mask_size:
+        settings.node_cidr_mask_size = args.node_cidr_mask_size
+    if settings.allocate_node_cidrs:
+        from pyk8s.controllers.nodeipam import CidrSet
+
+        try:
+            CidrSet(settings.cluster_cidr, settings.node_cidr_mask_size)
+        except ValueError as exc:
+            print(f"pyk8s: controller-manager: {exc}", file=sys.stderr)
+            return 2
     return _run("controller-manager", args.kubeconfig,
                 lambda c: ControllerManager(c, settings).run())
 
 
 def run_agent(args: argparse.Namespace) -> int:
+    from pyk8s.cli import runtimes
     from pyk8s.kubelet.kubelet import Kubelet
     from pyk8s.kubelet.settings import KubeletSettings, default_node_name
-    from pyk8s.runtime import open_runtime
 
     settings = KubeletSettings(
         node_name=args.node_name or default_node_name(),
@@ -99,11 +114,16 @@ def run_agent(args: argparse.Namespace) -> int:
         tls_cert_file=args.tls_cert_file,
         tls_private_key_file=args.tls_private_key_file,
         client_ca_file=args.client_ca_file,
+        pod_cidr=args.pod_cidr,
     )
 
+    print(f"pyk8s agent: node {settings.node_name}, runtime "
+          f"{runtimes.choose(args.runtime)[1]}", flush=True)
+
     def work(client: ApiClient) -> Awaitable[None]:
-        runtime = open_runtime(args.runtime, state_dir=settings.runtime_state_dir,
-                               host_ip=settings.resolved_node_ip())
+        runtime = runtimes.build(runtimes.options_from(args),
+                                 state_dir=settings.runtime_state_dir,
+                                 host_ip=settings.resolved_node_ip())
         return Kubelet(client, settings, runtime).run()
 
     return _run("agent", args.kubeconfig, work, server=args.server)
@@ -115,6 +135,16 @@ def run_hollow_nodes(args: argparse.Namespace) -> int:
     settings = HollowNodeSettings(count=args.count, prefix=args.prefix, cpu=args.cpu,
                                   memory=args.memory, pods=args.pods)
     return _run("hollow-nodes", args.kubeconfig, lambda c: HollowNodes(c, settings).run())
+
+
+def _go_bool(value: str) -> bool:
+    """A boolean flag's value as Go's flag package spells it (``--allocate-node-cidrs=false``)."""
+    lowered = value.lower()
+    if lowered in ("1", "t", "true"):
+        return True
+    if lowered in ("0", "f", "false"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {value!r}")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -131,6 +161,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--controllers", default="",
                    help="comma-separated, '*' for all, '-name' to disable one")
     p.add_argument("--node-monitor-grace-period", type=float, default=0.0)
+    p.add_argument("--allocate-node-cidrs", nargs="?", const=True, default=None, type=_go_bool,
+                   metavar="true|false",
+                   help="give each Node a pod CIDR cut from --cluster-cidr (default: true)")
+    p.add_argument("--cluster-cidr", default="",
+                   help="the IPv4 range pod CIDRs are cut from (default: 10.244.0.0/16)")
+    p.add_argument("--node-cidr-mask-size", type=int, default=0,
+                   help="the prefix length of each node's pod CIDR (default: 24)")
     p.set_defaults(func=run_controller_manager)
 
     p = sub.add_parser("agent", help="run a kubelet that joins an existing cluster")
@@ -141,7 +178,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--root-dir", default="/var/lib/pyk8s/kubelet")
     p.add_argument("--address", default="", help="node server address (default: node IP)")
     p.add_argument("--port", type=int, default=10250)
-    p.add_argument("--runtime", default="process")
+    add_runtime_arguments(p)
+    p.add_argument("--pod-cidr", default="",
+                   help="this node's pod CIDR when no controller manager assigns one")
     p.add_argument("--tls-cert-file", default="",
                    help="node server certificate (default: self-signed, in <root-dir>/pki)")
     p.add_argument("--tls-private-key-file", default="")

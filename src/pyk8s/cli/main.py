@@ -15,6 +15,9 @@ import sys
 import time
 from pathlib import Path
 
+from pyk8s.cli.runtimes import RuntimeOptions, add_runtime_arguments, options_from
+from pyk8s.cli.runtimes import choose as choose_runtime
+
 
 def _serve(args: argparse.Namespace) -> int:
     from pyk8s.apiserver.context import ServerSettings
@@ -41,7 +44,8 @@ def _serve(args: argparse.Namespace) -> int:
             return 2
         components = tuple(c for c in COMPONENTS if c not in disabled)
     settings = ClusterSettings(api=api, components=components,
-                               runtime=getattr(args, "runtime", "process"),
+                               runtime=options_from(args) if args.command == "server"
+                               else RuntimeOptions(),
                                node_name=getattr(args, "node_name", "") or "",
                                kubelet_port=getattr(args, "kubelet_port", 10250))
     started = time.monotonic()
@@ -58,7 +62,8 @@ def _serve(args: argparse.Namespace) -> int:
               f"({time.monotonic() - started:.2f}s)", flush=True)
         if components:
             print(f"pyk8s: running {', '.join(components)}"
-                  + (f" (runtime: {settings.runtime})" if "kubelet" in components else ""),
+                  + (f" (runtime {choose_runtime(settings.runtime.name)[1]})"
+                     if "kubelet" in components else ""),
                   flush=True)
         print(f"pyk8s: kubeconfig written to {server.kubeconfig_path}", flush=True)
         print(f"pyk8s: export KUBECONFIG={server.kubeconfig_path}", flush=True)
@@ -103,9 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--disable", default="",
                            help="comma-separated components not to run: "
                                 "controller-manager, scheduler, kubelet")
-            p.add_argument("--runtime", default="process",
-                           help="container runtime of the kubelet (process: host processes, "
-                                "no isolation)")
+            add_runtime_arguments(p)
             p.add_argument("--node-name", default="")
             p.add_argument("--kubelet-port", type=int, default=10250)
             p.add_argument("--disable-agent", action="store_true",

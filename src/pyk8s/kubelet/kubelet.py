@@ -8,6 +8,8 @@
 * renews the node Lease every ``lease duration / 4`` -- see :mod:`lease`;
 * watches *only its own pods* (``fieldSelector=spec.nodeName=<node>``) and hands each pod UID
   to one :class:`~pyk8s.kubelet.podworker.PodWorker`;
+* watches its own Node for ``spec.podCIDR`` (assigned by the controller manager) and hands
+  it to the runtime, which gives pods addresses from it;
 * removes what the runtime still has for pods that no longer exist (after a restart, or a
   force deletion while the kubelet was down);
 * optionally serves container logs (:mod:`server`).
@@ -33,7 +35,7 @@ from pyk8s.kubelet.podworker import PodWorker, WorkerContext
 from pyk8s.kubelet.settings import KubeletSettings
 from pyk8s.kubelet.volumes import VolumeManager
 from pyk8s.machinery.resources import CATALOGUE
-from pyk8s.runtime import Runtime
+from pyk8s.runtime import Runtime, RuntimeOperationError
 
 log = logging.getLogger("pyk8s.kubelet")
 NODES = CATALOGUE.resource("v1", "nodes")
@@ -58,6 +60,8 @@ class Kubelet:
         self._last_report = -1e18
         self._ctx: WorkerContext | None = None
         self.registered = asyncio.Event()
+        self.pod_cidr = ""
+        self._cidr_task: asyncio.Task[None] | None = None
 
     # ---- node -------------------------------------------------------------------------------
 
@@ -120,6 +124,24 @@ class Kubelet:
                 else:
                     log.warning("node status update failed: %s", exc)
 
+    def _on_node(self, node: Obj) -> None:
+        cidr = (node.get("spec") or {}).get("podCIDR") or self.settings.pod_cidr
+        if cidr and cidr != self.pod_cidr:
+            self.pod_cidr = cidr
+            self._cidr_task = asyncio.create_task(self._apply_pod_cidr(cidr),
+                                                  name="pod-cidr")
+
+    async def _apply_pod_cidr(self, cidr: str) -> None:
+        """Pods waiting for the network (``NetworkNotReady``) go on at once."""
+        try:
+            await self.runtime.update_pod_cidr(cidr)
+        except Exception:
+            log.exception("the runtime refused the pod CIDR %s", cidr)
+            return
+        log.info("pod CIDR node=%s cidr=%s", self.settings.node_name, cidr)
+        for worker in self.workers.values():
+            worker.wake()
+
     # ---- pods -------------------------------------------------------------------------------
 
     def _on_pod(self, pod: Obj) -> None:
@@ -156,6 +178,23 @@ class Kubelet:
                 await self.runtime.remove_pod_sandbox(sb.id)
                 self._ctx.volumes.cleanup(sb.config.pod_uid)
 
+    async def garbage_collect_images(self) -> None:
+        """Unused images go when the image disk fills up; a shortfall is a Warning on the
+        Node (``FreeDiskSpaceFailed``), as upstream reports it."""
+        assert self._ctx is not None
+        s = self.settings
+        try:
+            removed = await self.runtime.garbage_collect_images(
+                s.image_gc_high_threshold_percent, s.image_gc_low_threshold_percent,
+                s.image_minimum_gc_age)
+        except RuntimeOperationError as exc:
+            node = {"apiVersion": "v1", "kind": "Node",
+                    "metadata": {"name": s.node_name, "uid": s.node_name}}
+            self._ctx.recorder.record(node, "FreeDiskSpaceFailed", exc.message, "Warning")
+            return
+        if removed:
+            log.info("image garbage collection removed %s", ", ".join(removed))
+
     async def _housekeeping(self) -> None:
         assert self.informer is not None
         await self.informer.wait_synced()
@@ -163,6 +202,7 @@ class Kubelet:
             try:
                 await self._reap_workers()
                 await self.cleanup_orphans()
+                await self.garbage_collect_images()
             except Exception:
                 log.exception("housekeeping")
             await self.clock.sleep(ORPHAN_SWEEP_SECONDS)
@@ -192,9 +232,17 @@ class Kubelet:
             self.informer.add_handlers(on_add=self._on_pod,
                                        on_update=lambda _old, new: self._on_pod(new),
                                        on_delete=self._on_pod_deleted)
+            if settings.pod_cidr:
+                await self._apply_pod_cidr(settings.pod_cidr)
+                self.pod_cidr = settings.pod_cidr
+            node_informer = Informer(self.client, NODES,
+                                     field_selector=f"metadata.name={settings.node_name}")
+            node_informer.add_handlers(on_add=self._on_node,
+                                       on_update=lambda _old, new: self._on_node(new))
             tasks += [asyncio.create_task(lease.run(), name="lease"),
                       asyncio.create_task(self._node_status_loop(), name="node-status"),
                       asyncio.create_task(self.informer.run(), name="pod-informer"),
+                      asyncio.create_task(node_informer.run(), name="node-informer"),
                       asyncio.create_task(self._housekeeping(), name="housekeeping")]
             if settings.server_address:
                 from pyk8s.kubelet.server import serve

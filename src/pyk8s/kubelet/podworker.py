@@ -26,7 +26,7 @@ import logging
 import math
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from pyk8s.kubelet.envvars import (
 from pyk8s.kubelet.events import EventRecorder
 from pyk8s.kubelet.lifecycle import describe, pre_stop, run_hook
 from pyk8s.kubelet.prober import Kind, ProbeSpec, ProbeWorker, Result, run_probe
+from pyk8s.kubelet.securitycontext import port_mappings_of, security_of
 from pyk8s.kubelet.settings import KubeletSettings
 from pyk8s.kubelet.volumes import VolumeError, VolumeManager
 from pyk8s.machinery.meta import parse_rfc3339, rfc3339
@@ -61,6 +62,7 @@ from pyk8s.runtime import (
     RuntimeOperationError,
     SandboxState,
 )
+from pyk8s.runtime.images.reference import default_pull_policy
 
 log = logging.getLogger("pyk8s.kubelet.podworker")
 PODS = CATALOGUE.resource("v1", "pods")
@@ -124,10 +126,15 @@ class PodWorker:
         self.task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._sandbox_id: str | None = None
+        self._pod_ip = ""
+        """The sandbox's own address (CNI); empty: the node's (host network, process)."""
+        self._sandbox_error = ""
         self._volume_paths: dict[str, str] | None = None
         self._waiting: dict[str, tuple[str, str]] = {}
         self._failed_at: dict[str, datetime] = {}
         self._backoff_reported: set[str] = set()
+        self._pull_errors: dict[str, tuple[datetime, str]] = {}
+        """Per ``<uid>_<image>``: when the last pull failed, and why."""
         self._probes: dict[tuple[str, Kind], ProbeWorker] = {}
         self._last_status: Obj | None = None
         self._terminated = False
@@ -202,7 +209,7 @@ class PodWorker:
             await self._terminate(pod)
             return
         if self._sandbox_id is None:
-            self._sandbox_id = await self._find_sandbox()
+            await self._adopt_sandbox()
         terminal = (pod.get("status") or {}).get("phase") in TERMINAL
         if not terminal and self._past_deadline(pod):
             if not self._deadline_exceeded:
@@ -248,10 +255,15 @@ class PodWorker:
 
     async def _find_sandbox(self) -> str | None:
         """This pod's sandbox (a ready one first): how a new worker re-adopts containers."""
+        await self._adopt_sandbox()
+        return self._sandbox_id
+
+    async def _adopt_sandbox(self) -> None:
         mine = [sb for sb in await self.ctx.runtime.list_pod_sandboxes()
                 if sb.config.pod_uid == self.uid]
         mine.sort(key=lambda sb: (sb.state == SandboxState.READY, sb.created_at), reverse=True)
-        return mine[0].id if mine else None
+        if mine:
+            self._sandbox_id, self._pod_ip = mine[0].id, mine[0].ip
 
     def _log_dir(self, pod: Obj) -> Path:
         meta = pod["metadata"]
@@ -270,15 +282,32 @@ class PodWorker:
                     self._mount_error = message
                 return False
         if self._sandbox_id is None:
-            self._sandbox_id = await self._find_sandbox()
+            await self._adopt_sandbox()
         if self._sandbox_id is None:
-            meta = pod["metadata"]
-            self._sandbox_id = await self.ctx.runtime.run_pod_sandbox(PodSandboxConfig(
-                pod_uid=self.uid, name=meta["name"], namespace=meta["namespace"],
-                hostname=(pod.get("spec") or {}).get("hostname") or meta["name"],
-                log_directory=str(self._log_dir(pod)),
-                labels={LABEL_POD_UID: self.uid, LABEL_POD_NAME: meta["name"],
-                        LABEL_POD_NAMESPACE: meta["namespace"]}))
+            meta, spec = pod["metadata"], pod.get("spec") or {}
+            try:
+                sandbox_id = await self.ctx.runtime.run_pod_sandbox(PodSandboxConfig(
+                    pod_uid=self.uid, name=meta["name"], namespace=meta["namespace"],
+                    hostname=spec.get("hostname") or meta["name"],
+                    log_directory=str(self._log_dir(pod)),
+                    labels={LABEL_POD_UID: self.uid, LABEL_POD_NAME: meta["name"],
+                            LABEL_POD_NAMESPACE: meta["namespace"]},
+                    port_mappings=port_mappings_of(pod),
+                    host_network=spec.get("hostNetwork") is True))
+            except RuntimeOperationError as exc:
+                # Upstream's words: the network plugin not ready yet, else the sandbox failed.
+                if exc.reason == "NetworkNotReady":
+                    reason, message = "NetworkNotReady", exc.message
+                else:
+                    reason, message = "FailedCreatePodSandBox", \
+                        f"Failed to create pod sandbox: {exc.message}"
+                if message != self._sandbox_error:
+                    self.ctx.recorder.record(pod, reason, message, "Warning")
+                    self._sandbox_error = message
+                return False
+            self._sandbox_error = ""
+            self._sandbox_id = sandbox_id
+            self._pod_ip = (await self.ctx.runtime.pod_sandbox_status(sandbox_id)).ip
         return True
 
     async def _containers(self) -> list[ContainerStatus]:
@@ -356,7 +385,7 @@ class PodWorker:
 
     def _with_ips(self, pod: Obj) -> Obj:
         """The pod as fieldRefs see it: its IPs are known before its status says so."""
-        ip = self.ctx.node_ip
+        ip = self._pod_ip or self.ctx.node_ip
         status = {**(pod.get("status") or {}), "podIP": ip, "podIPs": [{"ip": ip}],
                   "hostIP": ip, "hostIPs": [{"ip": ip}]}
         return {**pod, "status": status}
@@ -394,9 +423,8 @@ class PodWorker:
         assert self._sandbox_id is not None and self._volume_paths is not None
         ctx, name, image = self.ctx, c["name"], c.get("image", "")
         field_path = self._field_path(pod, c)
-        await ctx.runtime.pull_image(image)
-        ctx.recorder.record(pod, "Pulled", f'Container image "{image}" already present on machine',
-                            "Normal", field_path)
+        if await self._ensure_image(pod, c) is None:
+            return
         try:
             env = await container_env(self._with_ips(pod), c, ctx.client.get, ctx.allocatable,
                                       await self._service_env(pod))
@@ -415,7 +443,10 @@ class PodWorker:
             command=expand_command(c.get("command") or [], env),
             args=expand_command(c.get("args") or [], env), env=env,
             working_dir=c.get("workingDir") or "", mounts=mounts, resources=resources_of(c),
-            attempt=attempt, log_path=f"{name}/{attempt}.log",
+            security=security_of(pod, c, seccomp_root=ctx.settings.root_dir / "seccomp"),
+            stdin=c.get("stdin") is True,
+            stdin_once=c.get("stdinOnce") is True, tty=c.get("tty") is True, attempt=attempt,
+            log_path=f"{name}/{attempt}.log",
             labels={LABEL_POD_UID: self.uid, LABEL_POD_NAME: meta["name"],
                     LABEL_POD_NAMESPACE: meta["namespace"], LABEL_CONTAINER_NAME: name},
             annotations={"io.kubernetes.container.restartCount": str(attempt),
@@ -448,6 +479,77 @@ class PodWorker:
                     f'{describe(hook)} for Container "{name}" in Pod "{pod_ref(pod)}" failed - '
                     f"error: {error}", "Warning", field_path)
                 await self._kill(pod, c, cid, self._grace(pod), "FailedPostStartHook")
+
+    async def _ensure_image(self, pod: Obj, c: Obj) -> str | None:
+        """``imagePullPolicy`` as upstream's image manager applies it, with its events and its
+        back-off per pod and image; ``None`` (and a waiting reason) when there is no image."""
+        ctx, image = self.ctx, c.get("image", "")
+        field_path = self._field_path(pod, c)
+        if not ctx.runtime.info().pulls_images:
+            ctx.recorder.record(pod, "Pulled",
+                                f'Container image "{image}" already present on machine',
+                                "Normal", field_path)
+            return image
+        policy = c.get("imagePullPolicy") or default_pull_policy(image)
+        try:
+            present = await ctx.runtime.image_status(image)
+        except RuntimeOperationError as exc:
+            self._image_failed(pod, c, "InvalidImageName", "InspectFailed",
+                               f'Failed to apply default image tag "{image}": {exc.message}')
+            return None
+        if present is not None and policy != "Always":
+            ctx.recorder.record(pod, "Pulled",
+                                f'Container image "{image}" already present on machine',
+                                "Normal", field_path)
+            return present
+        if policy == "Never":
+            self._image_failed(pod, c, "ErrImageNeverPull", "ErrImageNeverPull",
+                               f'Container image "{image}" is not present with pull policy of '
+                               "Never")
+            return None
+        key = f"{self.uid}_{image}"
+        failed = self._pull_errors.get(key)
+        if failed is not None and ctx.backoff.in_backoff_since(key, failed[0]):
+            reported = f"{key}/{failed[0].isoformat()}"
+            last_error = failed[1]
+            self._waiting[c["name"]] = (
+                "ImagePullBackOff", f'Back-off pulling image "{image}"'
+                + (f": ErrImagePull: {last_error}" if last_error else ""))
+            if reported not in self._backoff_reported:
+                self._backoff_reported.add(reported)
+                ctx.recorder.record(pod, "BackOff", f'Back-off pulling image "{image}"',
+                                    "Normal", field_path)
+                ctx.recorder.record(pod, "Failed", "Error: ImagePullBackOff", "Warning",
+                                    field_path)
+            return None
+        ctx.recorder.record(pod, "Pulling", f'Pulling image "{image}"', "Normal", field_path)
+        started = ctx.clock.monotonic()
+        try:
+            ref = await ctx.runtime.pull_image(image)
+        except RuntimeOperationError as exc:
+            ctx.backoff.next(key, ctx.clock.now())
+            self._pull_errors[key] = (ctx.clock.now(), exc.message)
+            self._waiting[c["name"]] = ("ErrImagePull", exc.message)
+            ctx.recorder.record(pod, "Failed", f'Failed to pull image "{image}": {exc.message}',
+                                "Warning", field_path)
+            ctx.recorder.record(pod, "Failed", "Error: ErrImagePull", "Warning", field_path)
+            return None
+        took = go_duration(timedelta(seconds=ctx.clock.monotonic() - started))
+        self._pull_errors.pop(key, None)
+        self._waiting.pop(c["name"], None)
+        ctx.recorder.record(pod, "Pulled", f'Successfully pulled image "{image}" in {took} '
+                            f"({took} including waiting)", "Normal", field_path)
+        return ref
+
+    def _image_failed(self, pod: Obj, c: Obj, reason: str, event_reason: str,
+                      message: str) -> None:
+        """A waiting reason that no retry will change by itself (a bad name, ``Never``)."""
+        if self._waiting.get(c["name"]) != (reason, message):
+            self.ctx.recorder.record(pod, event_reason, message, "Warning",
+                                     self._field_path(pod, c))
+            self.ctx.recorder.record(pod, "Failed", f"Error: {reason}", "Warning",
+                                     self._field_path(pod, c))
+        self._waiting[c["name"]] = (reason, message)
 
     # ---- probes -----------------------------------------------------------------------------
 
@@ -631,8 +733,9 @@ class PodWorker:
         if init_statuses:
             status["initContainerStatuses"] = init_statuses
         if self._sandbox_id is not None:
-            status["podIP"] = self.ctx.node_ip
-            status["podIPs"] = [{"ip": self.ctx.node_ip}]
+            ip = self._pod_ip or self.ctx.node_ip
+            status["podIP"] = ip
+            status["podIPs"] = [{"ip": ip}]
         if old.get("qosClass"):
             status["qosClass"] = old["qosClass"]
         if self._deadline_exceeded:

@@ -3,10 +3,13 @@
 ``GET /containerLogs/{namespace}/{pod}/{container}`` with ``follow``, ``tailLines``,
 ``timestamps``, ``previous``, ``sinceSeconds``, ``sinceTime`` and ``limitBytes``, answered
 as upstream's kubelet does (plain text, streamed when following). ``/exec/..`` and
-``/attach/{namespace}/{pod}/{container}`` stream over WebSocket (:mod:`streaming`);
+``/attach/{namespace}/{pod}/{container}`` stream over WebSocket or SPDY/3.1
+(:mod:`streaming`; attach through the runtime's ``attach``, with the container's stdin);
 ``/portForward/{namespace}/{pod}`` carries SPDY/3.1 in a WebSocket (:mod:`portforward`);
 ``/stats/summary`` reports resource usage (:mod:`stats`); ``/healthz`` answers ``ok``;
-``/pods`` lists the pods this node runs.
+``/pods`` lists the pods this node runs; ``/configz`` shows the kubelet's settings in the
+``KubeletConfiguration`` spelling. The API server's ``nodes/{name}/proxy`` reaches all of
+these.
 
 HTTPS only, with client-certificate authentication when a client CA is configured
 (:mod:`tls`).
@@ -18,7 +21,7 @@ import asyncio
 import logging
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -29,7 +32,7 @@ from pyk8s.kubelet.status import latest_by_name
 from pyk8s.kubelet.streaming import serve_attach, serve_exec
 from pyk8s.kubelet.tls import authorizer, serving_context
 from pyk8s.machinery.meta import parse_rfc3339
-from pyk8s.runtime import ContainerState, SandboxState
+from pyk8s.runtime import ContainerState, ContainerStatus, SandboxState
 
 if TYPE_CHECKING:
     from pyk8s.kubelet.kubelet import Kubelet
@@ -114,7 +117,9 @@ def make_app(kubelet: Kubelet) -> web.Application:
         await response.write_eof()
         return response
 
-    async def exec_handler(request: web.Request) -> web.StreamResponse:
+    async def running_container(request: web.Request
+                                ) -> tuple[dict[str, Any], ContainerStatus]:
+        """The pod and the running container the request names, or upstream's refusal."""
         ns, name = request.match_info["namespace"], request.match_info["pod"]
         container = request.match_info["container"]
         pod = kubelet.informer.get(f"{ns}/{name}") if kubelet.informer is not None else None
@@ -128,32 +133,22 @@ def make_app(kubelet: Kubelet) -> web.Application:
         if not running:
             raise web.HTTPBadRequest(
                 text=f'container "{container}" in pod "{name}" is not running')
-        return await serve_exec(request, kubelet.runtime, running[-1].id)
+        return pod, running[-1]
+
+    async def exec_handler(request: web.Request) -> web.StreamResponse:
+        _, container = await running_container(request)
+        return await serve_exec(request, kubelet.runtime, container.id)
 
     async def attach_handler(request: web.Request) -> web.StreamResponse:
-        ns, name = request.match_info["namespace"], request.match_info["pod"]
-        container = request.match_info["container"]
-        pod = kubelet.informer.get(f"{ns}/{name}") if kubelet.informer is not None else None
-        if pod is None:
-            raise web.HTTPNotFound(text=f'pod "{name}" not found')
-        uid = pod["metadata"]["uid"]
-        running = [c for sb in await kubelet.runtime.list_pod_sandboxes()
-                   if sb.config.pod_uid == uid
-                   for c in await kubelet.runtime.list_containers(sb.id)
-                   if c.name == container and c.state == ContainerState.RUNNING]
-        if not running:
-            raise web.HTTPBadRequest(
-                text=f'container "{container}" in pod "{name}" is not running')
-        cid = running[-1].id
+        pod, container = await running_container(request)
+        spec = next((c for key in ("containers", "initContainers", "ephemeralContainers")
+                     for c in (pod.get("spec") or {}).get(key) or []
+                     if c.get("name") == container.name), {})
+        return await serve_attach(request, kubelet.runtime, container.id,
+                                  tty=spec.get("tty") is True)
 
-        async def alive() -> bool:
-            try:
-                return (await kubelet.runtime.container_status(cid)).state \
-                    == ContainerState.RUNNING
-            except Exception:
-                return False
-
-        return await serve_attach(request, Path(running[-1].log_path), alive)
+    async def configz(request: web.Request) -> web.Response:
+        return web.json_response({"kubeletconfig": kubelet_configuration(kubelet)})
 
     async def port_forward_handler(request: web.Request) -> web.StreamResponse:
         ns, name = request.match_info["namespace"], request.match_info["pod"]
@@ -177,12 +172,32 @@ def make_app(kubelet: Kubelet) -> web.Application:
     app.router.add_get("/stats/summary", stats_summary)
     app.router.add_get("/portForward/{namespace}/{pod}", port_forward_handler)
     app.router.add_get("/attach/{namespace}/{pod}/{container}", attach_handler)
+    app.router.add_post("/attach/{namespace}/{pod}/{container}", attach_handler)
+    app.router.add_get("/configz", configz)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/exec/{namespace}/{pod}/{container}", exec_handler)
     app.router.add_post("/exec/{namespace}/{pod}/{container}", exec_handler)
     app.router.add_get("/pods", pods)
     app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
     return app
+
+
+def kubelet_configuration(kubelet: Kubelet) -> dict[str, Any]:
+    """The settings that have a ``KubeletConfiguration`` (v1beta1) field, so spelled."""
+    settings = kubelet.settings
+    return {
+        "kind": "KubeletConfiguration", "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "enableServer": bool(settings.server_address), "address": settings.server_address,
+        "port": settings.server_port, "podCIDR": settings.pod_cidr,
+        "maxPods": settings.max_pods, "registerNode": settings.register_node,
+        "nodeLeaseDurationSeconds": settings.node_lease_duration_seconds,
+        "nodeStatusUpdateFrequency": f"{settings.node_status_update_frequency:g}s",
+        "nodeStatusReportFrequency": f"{settings.node_status_report_frequency:g}s",
+        "tlsCertFile": settings.tls_cert_file,
+        "tlsPrivateKeyFile": settings.tls_private_key_file,
+        "authentication": {"x509": {"clientCAFile": settings.client_ca_file}},
+        "evictionHard": {"memory.available": settings.eviction_memory_reserve},
+    }
 
 
 async def serve(kubelet: Kubelet, address: str, port: int) -> None:

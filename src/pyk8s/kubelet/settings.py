@@ -52,6 +52,10 @@ class KubeletSettings:
     """Clients of the node server must present a certificate signed by this CA and be in
     ``system:masters`` (the API server's kubelet client is); empty: no client
     authentication (logged as a warning)."""
+    image_gc_high_threshold_percent: int = 85
+    image_gc_low_threshold_percent: int = 80
+    image_minimum_gc_age: float = 120.0
+    """Upstream's image GC defaults (``imageGCHighThresholdPercent`` ...)."""
     kubelet_version: str = "v1.32.4"
     eviction_memory_reserve: str = "100Mi"
     """Upstream's default hard eviction threshold, taken out of allocatable memory."""

@@ -1,13 +1,25 @@
-"""``exec`` over WebSocket, as the kubelet serves it to the API server (which proxies
-``pods/exec`` here unchanged): ``GET /exec/{namespace}/{pod}/{container}?command=..`` with
-``input``/``output``/``error``/``tty`` set to ``1`` (upstream's parameter names), upgraded to
-the ``v5.channel.k8s.io`` (or ``v4``) subprotocol.
+"""``exec`` and ``attach`` as the kubelet serves them to the API server, which proxies
+``pods/exec`` and ``pods/attach`` here: ``/exec/{namespace}/{pod}/{container}?command=..``
+and ``/attach/{namespace}/{pod}/{container}``, with ``input``/``output``/``error``/``tty``
+set to ``1`` (upstream's parameter names), over either transport kubectl speaks:
 
-Framing: every binary message starts with a channel byte -- 0 stdin, 1 stdout, 2 stderr,
-3 the final ``Status`` (JSON; ``NonZeroExitCode`` with the code as a cause, as kubectl
-expects), 4 terminal resize (``{"Width":..,"Height":..}``), and in v5 a 255 message whose
-second byte names a channel the client has closed (stdin's end). SPDY, the older transport,
-is not served. ``attach`` uses the same framing (:func:`serve_attach`).
+- **WebSocket**, subprotocol ``v5.channel.k8s.io`` (or ``v4``): every binary message starts
+  with a channel byte -- 0 stdin, 1 stdout, 2 stderr, 3 the final ``Status`` (JSON;
+  ``NonZeroExitCode`` with the code as a cause, as kubectl expects), 4 terminal resize
+  (``{"Width":..,"Height":..}``), and in v5 a 255 message whose second byte names a channel
+  the client has closed (stdin's end).
+- **SPDY/3.1** over an HTTP upgrade (kubectl's fallback, or with
+  ``KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false``), protocol ``v4.channel.k8s.io``
+  (upstream: ``pkg/kubelet/cri/streaming/remotecommand``): the client opens one stream per
+  channel, named by its ``streamType`` header (``error``, ``stdin``, ``stdout``, ``stderr``,
+  ``resize``) and the session starts once all it asked for are there; its FIN on ``stdin``
+  closes stdin; resize events are JSON objects back to back. At the end the status goes on
+  the ``error`` stream, every stream gets its FIN and the connection is closed.
+
+Both transports are adapted to one small interface (:class:`Channels`), so the session
+logic (:func:`_run`) is written once. An attach ends when the container exits (status
+``Success``, as upstream's) and detaches when the client goes away; an exec ends with its
+command.
 """
 
 from __future__ import annotations
@@ -16,23 +28,48 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
+from pyk8s.kubelet.portforward import SpdyConnection, Stream
+from pyk8s.machinery import spdy
 from pyk8s.runtime import ExecProcess, Runtime, RuntimeOperationError
-from pyk8s.runtime.logs import parse_record
 
 log = logging.getLogger("pyk8s.kubelet.streaming")
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+SPDY_PROTOCOLS = ("v4.channel.k8s.io",)
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+STREAM_TYPES = {"stdin": STDIN, "stdout": STDOUT, "stderr": STDERR, "error": ERROR,
+                "resize": RESIZE}
+STREAM_NAMES = {channel: name for name, channel in STREAM_TYPES.items()}
+STREAM_CREATION_TIMEOUT = 30.0
+"""How long the SPDY client has to open its streams (upstream's default: 30 s)."""
+CHUNK = 32 * 1024
 
 
 def _flag(request: web.Request, *names: str) -> bool:
     return any(request.query.get(n, "").lower() in ("1", "true") for n in names)
+
+
+@dataclass(frozen=True)
+class Options:
+    stdin: bool
+    stdout: bool
+    stderr: bool
+    tty: bool
+
+    @classmethod
+    def of(cls, request: web.Request, tty: bool | None = None) -> Options:
+        opts = cls(_flag(request, "input", "stdin"), _flag(request, "output", "stdout"),
+                   _flag(request, "error", "stderr"),
+                   _flag(request, "tty") if tty is None else tty)
+        if not (opts.stdin or opts.stdout or opts.stderr):
+            raise web.HTTPBadRequest(text="you must specify at least 1 of stdin, stdout, stderr")
+        return opts
 
 
 def exit_status(code: int, command: list[str]) -> dict[str, Any]:
@@ -50,117 +87,318 @@ def failure_status(message: str) -> dict[str, Any]:
             "reason": "InternalError", "code": 500}
 
 
-async def _pump(stream: asyncio.StreamReader, channel: int, ws: web.WebSocketResponse) -> None:
-    while chunk := await stream.read(32 * 1024):
-        await ws.send_bytes(bytes([channel]) + chunk)
+class Channels(Protocol):
+    """One client connection, whichever the transport. ``events`` yields ``(STDIN, data)``,
+    ``(CLOSE, b"")`` when the client closed stdin and ``(RESIZE, json)``, and ends when the
+    client is gone."""
+
+    @property
+    def response(self) -> web.StreamResponse:
+        """What the handler returns (already prepared)."""
+        ...
+
+    @property
+    def ready(self) -> bool:
+        """False when the client did not set the connection up (its SPDY streams)."""
+        ...
+
+    async def send(self, channel: int, data: bytes) -> None: ...
+
+    def events(self) -> AsyncIterator[tuple[int, bytes]]: ...
+
+    async def finish(self, status: dict[str, Any]) -> None: ...
 
 
-async def _feed(ws: web.WebSocketResponse, proc: ExecProcess, stdin: bool) -> None:
-    async for msg in ws:
-        if msg.type != WSMsgType.BINARY or not msg.data:
-            continue
-        channel, payload = msg.data[0], msg.data[1:]
+# ---- WebSocket ----------------------------------------------------------------------------
+
+class _WebSocketChannels:
+    ready = True
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.response = self.ws = ws
+
+    async def send(self, channel: int, data: bytes) -> None:
+        await self.ws.send_bytes(bytes([channel]) + data)
+
+    async def events(self) -> AsyncIterator[tuple[int, bytes]]:
+        async for msg in self.ws:
+            if msg.type != WSMsgType.BINARY or not msg.data:
+                continue
+            channel, payload = msg.data[0], msg.data[1:]
+            if channel == CLOSE:
+                if payload[:1] == bytes([STDIN]):
+                    yield CLOSE, b""
+            else:
+                yield channel, payload
+
+    async def finish(self, status: dict[str, Any]) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.send_bytes(bytes([ERROR]) + json.dumps(status).encode())
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+
+
+# ---- SPDY ---------------------------------------------------------------------------------
+
+class _RawBytes:
+    """What aiohttp feeds an upgraded connection's bytes to (the hook WebSocketResponse
+    uses): they go to a queue, None at the end. aiohttp's parser does not know the SPDY
+    upgrade, so this is installed before the 101 goes out: the client sends nothing more
+    until it has read it."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        self.queue.put_nowait(bytes(data))
+        return False, b""
+
+    def feed_eof(self) -> None:
+        self.queue.put_nowait(None)
+
+
+class _SpdyChannels:
+    """The server end of a SPDY/3.1 exec or attach connection (see the module docstring)."""
+
+    def __init__(self, request: web.Request, response: web.StreamResponse, raw: _RawBytes,
+                 expected: set[str]) -> None:
+        assert request.transport is not None
+        self.response = response
+        self._transport = request.transport
+        self._raw = raw
+        self._expected = expected
+        self._arrived = asyncio.Event()
+        self._events: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.streams: dict[str, Stream] = {}
+        self.conn = SpdyConnection(self._write, self._on_stream)
+        self._reader = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def accept(cls, request: web.Request, opts: Options) -> _SpdyChannels:
+        offered = [v.strip() for h in request.headers.getall("X-Stream-Protocol-Version", [])
+                   for v in h.split(",") if v.strip()]
+        if not offered:
+            raise web.HTTPBadRequest(
+                text="unable to upgrade: X-Stream-Protocol-Version is required")
+        chosen = next((v for v in offered if v in SPDY_PROTOCOLS), None)
+        if chosen is None:
+            raise web.HTTPForbidden(
+                text=f"unable to upgrade: unable to negotiate protocol: client supports "
+                     f"[{' '.join(offered)}], server accepts [{' '.join(SPDY_PROTOCOLS)}]",
+                headers={"X-Accepted-Stream-Protocol-Versions": ", ".join(SPDY_PROTOCOLS)})
+        if request.transport is None:
+            raise web.HTTPBadRequest(text="the connection is gone")
+        raw = _RawBytes()
+        request.protocol.set_parser(raw)  # type: ignore[arg-type]
+        response = web.StreamResponse(status=101, headers={
+            "Connection": "Upgrade", "Upgrade": "SPDY/3.1",
+            "X-Stream-Protocol-Version": chosen})
+        await response.prepare(request)
+        expected = {"error"}
+        expected |= {"stdin"} if opts.stdin else set()
+        expected |= {"stdout"} if opts.stdout else set()
+        expected |= {"stderr"} if opts.stderr and not opts.tty else set()
+        expected |= {"resize"} if opts.tty else set()
+        channels = cls(request, response, raw, expected)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(channels._arrived.wait(), STREAM_CREATION_TIMEOUT)
+        return channels
+
+    @property
+    def ready(self) -> bool:
+        return self._arrived.is_set()
+
+    async def _write(self, data: bytes) -> None:
+        if self._transport.is_closing():
+            raise ConnectionResetError("the client went away")
+        self._transport.write(data)
+        while self._transport.get_write_buffer_size() > 1 << 20 \
+                and not self._transport.is_closing():
+            await asyncio.sleep(0.005)  # a slow client: stop producing
+
+    async def _read(self) -> None:
+        try:
+            while (chunk := await self._raw.queue.get()) is not None:
+                await self.conn.feed(chunk)
+        except (spdy.ProtocolError, ConnectionError) as exc:
+            log.info("streaming connection closed on an error error=%s", str(exc)[:200])
+        finally:
+            self.conn.shutdown()
+            self._events.put_nowait(None)
+
+    def _on_stream(self, stream: Stream) -> None:
+        kind = stream.header("streamType")
+        if kind not in STREAM_TYPES or kind in self.streams:
+            return
+        self.streams[kind] = stream
+        if kind == "stdin":
+            self._spawn(self._stdin(stream))
+        elif kind == "resize":
+            self._spawn(self._resizes(stream))
+        if self._expected <= set(self.streams):
+            self._arrived.set()
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _stdin(self, stream: Stream) -> None:
+        while chunk := await stream.reader.read(CHUNK):
+            self._events.put_nowait((STDIN, chunk))
+        self._events.put_nowait((CLOSE, b""))
+
+    async def _resizes(self, stream: Stream) -> None:
+        decoder, text = json.JSONDecoder(), ""
+        while chunk := await stream.reader.read(4096):
+            text += chunk.decode(errors="replace")
+            while text := text.lstrip():
+                try:
+                    size, end = decoder.raw_decode(text)
+                except ValueError:
+                    break
+                text = text[end:]
+                self._events.put_nowait((RESIZE, json.dumps(size).encode()))
+
+    async def send(self, channel: int, data: bytes) -> None:
+        stream = self.streams.get(STREAM_NAMES[channel])
+        if stream is not None:
+            if self.conn.gone:
+                raise ConnectionResetError("the client went away")
+            await stream.write(data)
+
+    async def events(self) -> AsyncIterator[tuple[int, bytes]]:
+        while (event := await self._events.get()) is not None:
+            yield event
+
+    async def finish(self, status: dict[str, Any] | None) -> None:
+        with contextlib.suppress(ConnectionError):
+            for name in ("stdout", "stderr"):
+                if name in self.streams:
+                    await self.streams[name].close()
+            error = self.streams.get("error")
+            if error is not None and status is not None:
+                await error.write(json.dumps(status).encode())
+            if error is not None:
+                await error.close()
+        self.response.force_close()
+        self._transport.close()  # after what is buffered has gone out
+        for task in [self._reader, *self._tasks]:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def _open(request: web.Request, opts: Options, verb: str) -> Channels:
+    """Accept the client's upgrade (refusals are HTTP errors, before it)."""
+    if request.headers.get("Upgrade", "").lower() == "spdy/3.1":
+        channels = await _SpdyChannels.accept(request, opts)
+        if not channels.ready:
+            log.info("%s closed: the client did not open its streams in time", verb)
+            await channels.finish(None)
+        return channels
+    ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True, max_msg_size=0)
+    if not ws.can_prepare(request).ok:
+        raise web.HTTPBadRequest(text=f"{verb} needs an upgrade: WebSocket "
+                                      f"({PROTOCOLS[0]}) or SPDY/3.1 ({SPDY_PROTOCOLS[0]})")
+    await ws.prepare(request)
+    return _WebSocketChannels(ws)
+
+
+# ---- the session --------------------------------------------------------------------------
+
+async def _pump(stream: asyncio.StreamReader, channel: int, channels: Channels) -> None:
+    while chunk := await stream.read(CHUNK):
+        await channels.send(channel, chunk)
+
+
+async def _feed(channels: Channels, proc: ExecProcess, stdin: bool, attach: bool) -> None:
+    async for channel, payload in channels.events():
         if channel == STDIN and stdin:
             await proc.write_stdin(payload)
         elif channel == RESIZE:
             with contextlib.suppress(ValueError, TypeError, KeyError):
                 size = json.loads(payload)
                 proc.resize(int(size["Width"]), int(size["Height"]))
-        elif channel == CLOSE and payload[:1] == bytes([STDIN]):
+        elif channel == CLOSE:
             proc.close_stdin()
-    proc.close_stdin()  # the client went away
+    # The client went away: an exec's stdin ends; an attach detaches.
+    if attach:
+        proc.kill()
+    else:
+        proc.close_stdin()
 
 
-async def serve_exec(request: web.Request, runtime: Runtime, container_id: str) -> web.StreamResponse:
-    command = request.query.getall("command", [])
-    if not command:
-        raise web.HTTPBadRequest(text="you must specify at least 1 command")
-    stdin = _flag(request, "input", "stdin")
-    stdout = _flag(request, "output", "stdout")
-    stderr = _flag(request, "error", "stderr")
-    tty = _flag(request, "tty")
-    ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True)
-    if not ws.can_prepare(request).ok:
-        raise web.HTTPBadRequest(text="exec needs a WebSocket upgrade (v5.channel.k8s.io); "
-                                      "SPDY is not supported")
-    await ws.prepare(request)
-    try:
-        proc = await runtime.exec(container_id, command, stdin=stdin, tty=tty)
-    except RuntimeOperationError as exc:
-        await ws.send_bytes(bytes([ERROR]) + json.dumps(failure_status(exc.message)).encode())
-        await ws.close()
-        return ws
-    feeder = asyncio.create_task(_feed(ws, proc, stdin))
-    pumps = [asyncio.create_task(_pump(proc.stdout, STDOUT, ws))] if stdout or tty else []
-    if stderr and not tty:
-        pumps.append(asyncio.create_task(_pump(proc.stderr, STDERR, ws)))
+async def _run(channels: Channels, proc: ExecProcess, opts: Options, *, attach: bool,
+               command: list[str]) -> None:
+    feeder = asyncio.ensure_future(_feed(channels, proc, opts.stdin, attach))
+    pumps = [asyncio.ensure_future(_pump(proc.stdout, STDOUT, channels))] \
+        if opts.stdout or opts.tty else []
+    if opts.stderr and not opts.tty:
+        pumps.append(asyncio.ensure_future(_pump(proc.stderr, STDERR, channels)))
     try:
         if pumps:
             await asyncio.gather(*pumps)
         code = await proc.wait()
-        await ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(code, command)).encode())
-    except (ConnectionResetError, asyncio.CancelledError):
+        await _cancel(feeder)
+        await channels.finish(exit_status(0 if attach else code, command))
+    except (ConnectionError, RuntimeError):  # the client went away while we wrote
+        proc.kill()
+        await _cancel(feeder)
+        await channels.finish(failure_status("the client went away"))
+    except asyncio.CancelledError:
         proc.kill()
         raise
     finally:
-        feeder.cancel()
-        with contextlib.suppress(Exception):
-            await ws.close()
-    return ws
+        for task in [feeder, *pumps]:
+            await _cancel(task)
 
 
-async def serve_attach(request: web.Request, log_path: Path,
-                       running: Callable[[], Awaitable[bool]], poll: float = 0.1
-                       ) -> web.StreamResponse:
-    """``attach`` for a runtime whose containers write only to their log file (the process
-    runtime's shims do): new output is streamed as it is logged, stdout records on channel
-    1 and stderr on 2, until the container stops; then a ``Success`` status, as upstream
-    ends an attach. The container has no stdin to attach to: stdin frames are dropped."""
-    stdout = _flag(request, "output", "stdout")
-    stderr = _flag(request, "error", "stderr")
-    ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True)
-    if not ws.can_prepare(request).ok:
-        raise web.HTTPBadRequest(text="attach needs a WebSocket upgrade (v5.channel.k8s.io)")
-    await ws.prepare(request)
+async def _cancel(task: asyncio.Future[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+async def serve_exec(request: web.Request, runtime: Runtime,
+                     container_id: str) -> web.StreamResponse:
+    command = request.query.getall("command", [])
+    if not command:
+        raise web.HTTPBadRequest(text="you must specify at least 1 command")
+    opts = Options.of(request)
+    channels = await _open(request, opts, "exec")
+    if not channels.ready:
+        return channels.response
     try:
-        offset = log_path.stat().st_size
-    except OSError:
-        offset = 0
+        proc = await runtime.exec(container_id, command, stdin=opts.stdin, tty=opts.tty)
+    except RuntimeOperationError as exc:
+        await channels.finish(failure_status(exc.message))
+        return channels.response
+    except Exception as exc:  # a runtime bug: the client still gets an answer
+        log.exception("exec failed to start container=%s", container_id)
+        await channels.finish(failure_status(f"exec failed: {type(exc).__name__}"))
+        return channels.response
+    await _run(channels, proc, opts, attach=False, command=command)
+    return channels.response
 
-    async def drain() -> None:  # the client's frames: stdin and resizes have nowhere to go
-        async for _ in ws:
-            pass
 
-    reader = asyncio.create_task(drain())
+async def serve_attach(request: web.Request, runtime: Runtime, container_id: str,
+                       tty: bool) -> web.StreamResponse:
+    """``tty``: the container's, from the pod spec (upstream's kubelet ignores the
+    request's): with a terminal there is no stderr."""
+    opts = Options.of(request, tty=tty)
+    channels = await _open(request, opts, "attach")
+    if not channels.ready:
+        return channels.response
     try:
-        while not reader.done():
-            alive = await running()
-            try:
-                with log_path.open("rb") as f:
-                    if f.seek(0, 2) < offset:
-                        offset = 0  # rotated or truncated
-                    f.seek(offset)
-                    chunk = f.read()
-            except OSError:
-                chunk = b""
-            end = chunk.rfind(b"\n") + 1
-            offset += end
-            for line in chunk[:end].split(b"\n"):
-                record = parse_record(line) if line else None
-                if record is None:
-                    continue
-                channel = STDERR if record.stream == "stderr" else STDOUT
-                if (channel == STDOUT and stdout) or (channel == STDERR and stderr):
-                    await ws.send_bytes(bytes([channel]) + record.content
-                                        + (b"" if record.partial else b"\n"))
-            if not alive and not end:
-                await ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(0, [])).encode())
-                break
-            await asyncio.sleep(poll)
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
-    finally:
-        reader.cancel()
-        with contextlib.suppress(Exception):
-            await ws.close()
-    return ws
+        proc = await runtime.attach(container_id, stdin=opts.stdin, tty=opts.tty)
+    except RuntimeOperationError as exc:
+        await channels.finish(failure_status(exc.message))
+        return channels.response
+    except Exception as exc:  # a runtime bug: the client still gets an answer
+        log.exception("attach failed to start container=%s", container_id)
+        await channels.finish(failure_status(f"attach failed: {type(exc).__name__}"))
+        return channels.response
+    await _run(channels, proc, opts, attach=True, command=[])
+    return channels.response

@@ -84,6 +84,8 @@ class PodSandboxConfig:
     annotations: Mapping[str, str] = field(default_factory=dict)
     cgroup_parent: str = ""
     port_mappings: Sequence[PortMapping] = ()
+    host_network: bool = False
+    """``spec.hostNetwork``: the node's network namespace, the node's IP."""
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,8 @@ class RuntimeInfo:
     """As the Node reports it: ``process://0.1``."""
     isolation: str
     """A one-line, user-facing description of what the runtime isolates."""
+    pulls_images: bool = True
+    """False for a runtime that runs host binaries: ``imagePullPolicy`` has no meaning."""
 
 
 @runtime_checkable
@@ -234,6 +238,12 @@ class Runtime(Protocol):
     """The kubelet's view of a container runtime. All methods are safe to retry."""
 
     def info(self) -> RuntimeInfo: ...
+
+    async def update_pod_cidr(self, cidr: str) -> None:
+        """The node's pod CIDR, once known (CRI ``UpdateRuntimeConfig``). A runtime that
+        gives pods their own addresses refuses sandboxes with ``NetworkNotReady`` until
+        then; one that gives them the node's address ignores it."""
+        ...
 
     # sandboxes
     async def run_pod_sandbox(self, config: PodSandboxConfig) -> str: ...
@@ -257,6 +267,14 @@ class Runtime(Protocol):
         Failures raise :class:`RuntimeOperationError` with the registry's words."""
         ...
 
+    async def garbage_collect_images(self, high_threshold_percent: int,
+                                     low_threshold_percent: int, min_age: float) -> list[str]:
+        """Upstream's image GC: once the image filesystem is ``high`` percent full, remove
+        unused images (least recently used first, none younger than ``min_age`` seconds)
+        until it would be ``low`` percent full. Returns the removed names; raises
+        :class:`RuntimeOperationError` (``FreeDiskSpaceFailed``) when not enough could go."""
+        ...
+
     # containers
     async def create_container(self, sandbox_id: str, config: ContainerConfig) -> str: ...
 
@@ -277,6 +295,16 @@ class Runtime(Protocol):
 
     async def exec_sync(self, container_id: str, command: Sequence[str],
                         timeout: float) -> ExecResult: ...
+
+    async def attach(self, container_id: str, *, stdin: bool, tty: bool) -> ExecProcess:
+        """Attach to the container's own process (CRI ``Attach``): its output from now on
+        (stdout only with a terminal), and with ``stdin`` a way to write to its stdin --
+        ignored when the container was not created with ``stdin``, as containerd does.
+        ``close_stdin`` ends this session's stdin; with ``stdin_once`` the container's
+        stdin then gets EOF for good. The session ends when the container exits;
+        ``kill`` detaches without stopping it; ``wait`` returns 0. ``tty``: the container's
+        (the pod spec's), which a runtime may refuse with :class:`RuntimeOperationError`."""
+        ...
 
     async def container_stats(self, container_id: str) -> ContainerStats: ...
 

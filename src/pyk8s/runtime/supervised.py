@@ -1,5 +1,6 @@
 """What the runtimes that supervise containers through a detached shim (``process`` and
-``oci``) share: reading their state files, finding rotated logs, and exec sessions.
+``oci``) share: reading their state files, finding rotated logs, exec sessions, and attach
+sessions (the client end of a shim's attach socket, :mod:`pyk8s.runtime.process.stdio`).
 
 Kept in one place so the two runtimes cannot drift apart in how a state file is read or
 how an exec'd command's terminal, stdin and exit code behave.
@@ -13,11 +14,16 @@ import fcntl
 import json
 import os
 import signal
+import socket
 import struct
 import termios
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from pyk8s.runtime.interface import RuntimeOperationError
+from pyk8s.runtime.process import stdio
 
 
 def timestamp(value: float | None) -> datetime | None:
@@ -121,6 +127,94 @@ class ExecSession:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def controlling_terminal() -> None:
-    """In the exec'd child (after setsid): make the pty on stdin the controlling terminal."""
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+def controlling_terminal(slave: int) -> Callable[[], None]:
+    """A ``preexec_fn`` making the pty ``slave`` the child's controlling terminal. It starts
+    the child's session itself: uvloop (the kubelet's loop) runs preexec functions right
+    after the fork, before the child's session and stdio are set up; the standard library
+    runs them after (then ``setsid`` here fails harmlessly)."""
+    def preexec() -> None:
+        with contextlib.suppress(OSError):
+            os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    return preexec
+
+
+class AttachSession:
+    """An :class:`ExecProcess` over a container's attach socket: the container's output
+    from now on, and (when ``stdin``) a way to write to its stdin. It ends when the container
+    exits; :meth:`kill` detaches (the container runs on) and :meth:`wait` returns 0: an
+    attach has no exit code of its own."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 stdin: bool) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._stdin = stdin
+        self._stdin_closed = False
+        self.stdout = asyncio.StreamReader()
+        self.stderr = asyncio.StreamReader()
+        writer.write(stdio.frame(stdio.HELLO, b"\x01" if stdin else b"\x00"))
+        self._task = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        streams = {stdio.STDOUT: self.stdout, stdio.STDERR: self.stderr}
+        try:
+            while True:
+                kind, length = stdio.FRAME.unpack(
+                    await self._reader.readexactly(stdio.FRAME.size))
+                payload = await self._reader.readexactly(length)
+                target = streams.get(kind)
+                if target is not None and payload:
+                    target.feed_data(payload)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        finally:
+            for stream in streams.values():
+                stream.feed_eof()
+
+    def _send(self, kind: int, payload: bytes = b"") -> None:
+        if not self._writer.is_closing():
+            self._writer.write(stdio.frame(kind, payload))
+
+    async def write_stdin(self, data: bytes) -> None:
+        if not self._stdin or self._stdin_closed:
+            return
+        for start in range(0, len(data), 65536):
+            self._send(stdio.STDIN, data[start:start + 65536])
+        with contextlib.suppress(ConnectionError, OSError):
+            await self._writer.drain()
+
+    def close_stdin(self) -> None:
+        if self._stdin and not self._stdin_closed:
+            self._stdin_closed = True
+            self._send(stdio.STDIN_CLOSE)
+
+    def resize(self, width: int, height: int) -> None:
+        self._send(stdio.RESIZE, struct.pack(">HH", width & 0xFFFF, height & 0xFFFF))
+
+    async def wait(self) -> int:
+        await asyncio.shield(self._task)
+        return 0
+
+    def kill(self) -> None:
+        self._writer.close()
+
+
+async def attach(directory: Path, container_id: str, stdin: bool) -> AttachSession:
+    """Connect to the attach socket of the container whose state is in ``directory``."""
+    dir_fd = -1
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, stdio.socket_path(dir_fd))
+        reader, writer = await asyncio.open_unix_connection(sock=sock)
+    except OSError as exc:
+        sock.close()
+        raise RuntimeOperationError(
+            "AttachError", f"cannot attach to container {container_id}: "
+            f"{exc.strerror or exc}") from None
+    finally:
+        if dir_fd >= 0:
+            os.close(dir_fd)
+    return AttachSession(reader, writer, stdin)

@@ -41,6 +41,9 @@ class FakeRuntime:
         self.stops: list[tuple[str, float]] = []
         self.execs: list[list[str]] = []
         self.exec_code = 0
+        self.missing_images: set[str] = set()
+        self.pull_errors: dict[str, str] = {}
+        self.pulls: list[str] = []
 
     def info(self) -> RuntimeInfo:
         return RuntimeInfo("fake", "fake://1", "none")
@@ -64,8 +67,15 @@ class FakeRuntime:
     async def list_pod_sandboxes(self) -> list[PodSandbox]:
         return list(self.sandboxes.values())
 
+    async def image_status(self, image: str) -> str | None:
+        return f"{image}@sha256:1" if image not in self.missing_images else None
+
     async def pull_image(self, image: str) -> str:
-        return image
+        self.pulls.append(image)
+        if image in self.pull_errors:
+            raise RuntimeOperationError("ErrImagePull", self.pull_errors[image])
+        self.missing_images.discard(image)
+        return f"{image}@sha256:1"
 
     async def create_container(self, sandbox_id: str, config: ContainerConfig) -> str:
         if not config.command:
@@ -176,7 +186,7 @@ class Harness:
             node_ip="1.2.3.4")
         self.pod: dict[str, Any] = {
             "metadata": {"name": "p", "namespace": "ns", "uid": "uid-1"},
-            "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["run"]}],
+            "spec": {"containers": [{"name": "c", "image": "busybox:1", "command": ["run"]}],
                      **spec},
             "status": {"phase": "Pending", "qosClass": "BestEffort"}}
         self.worker = PodWorker(ctx, self.pod)
@@ -405,3 +415,82 @@ def test_an_image_change_replaces_the_running_container(tmp_path: Path) -> None:
     new = h.runtime.latest("c")
     assert new.id != old.id and new.image == "busybox:2"
     assert "running" in cs["state"] and cs["restartCount"] == 1
+
+
+def test_pull_policy_always_pulls_a_present_image(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.pod["spec"]["containers"][0]["imagePullPolicy"] = "Always"
+    h.sync()
+    assert h.runtime.pulls == ["busybox:1"]
+    assert h.recorder.reasons()[:2] == ["Pulling", "Pulled"]
+    assert h.recorder.events[1][1].startswith('Successfully pulled image "busybox:1" in ')
+
+
+def test_if_not_present_uses_the_cached_image(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.pod["spec"]["containers"][0]["imagePullPolicy"] = "IfNotPresent"
+    h.sync()
+    assert h.runtime.pulls == []
+    assert h.recorder.events[0] == (
+        "Pulled", 'Container image "busybox:1" already present on machine', "Normal")
+
+
+def test_a_failed_pull_backs_off_then_retries(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.runtime.missing_images.add("busybox:1")
+    h.runtime.pull_errors["busybox:1"] = "manifest unknown"
+    cs = h.container(h.sync())
+    assert cs["state"]["waiting"] == {"reason": "ErrImagePull", "message": "manifest unknown"}
+    assert ("Failed", 'Failed to pull image "busybox:1": manifest unknown', "Warning") \
+        in h.recorder.events
+    assert ("Failed", "Error: ErrImagePull", "Warning") in h.recorder.events
+    h.clock.advance(1)
+    cs = h.container(h.sync())
+    assert cs["state"]["waiting"] == {
+        "reason": "ImagePullBackOff",
+        "message": 'Back-off pulling image "busybox:1": ErrImagePull: manifest unknown'}
+    assert h.runtime.pulls == ["busybox:1"]  # no pull while backing off
+    assert ("BackOff", 'Back-off pulling image "busybox:1"', "Normal") in h.recorder.events
+    events = len(h.recorder.events)
+    h.clock.advance(1)
+    h.sync()
+    assert len(h.recorder.events) == events  # one report per back-off, not per sync
+    h.clock.advance(10)  # the first back-off is 10 s
+    del h.runtime.pull_errors["busybox:1"]
+    cs = h.container(h.sync())
+    assert h.runtime.pulls == ["busybox:1", "busybox:1"]
+    assert "running" in cs["state"]
+
+
+def test_never_with_a_missing_image_waits_without_pulling(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.runtime.missing_images.add("busybox:1")
+    h.pod["spec"]["containers"][0]["imagePullPolicy"] = "Never"
+    cs = h.container(h.sync())
+    assert cs["state"]["waiting"] == {
+        "reason": "ErrImageNeverPull",
+        "message": 'Container image "busybox:1" is not present with pull policy of Never'}
+    h.sync()
+    assert h.runtime.pulls == []
+    assert h.recorder.reasons().count("ErrImageNeverPull") == 1
+
+
+def test_a_sandbox_waits_for_the_network(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    real = h.runtime.run_pod_sandbox
+    ready = False
+
+    async def run_pod_sandbox(config: PodSandboxConfig) -> str:
+        if not ready:
+            raise RuntimeOperationError("NetworkNotReady", "network is not ready: no CIDR")
+        return await real(config)
+
+    h.runtime.run_pod_sandbox = run_pod_sandbox  # type: ignore[method-assign]
+    h.sync()
+    h.sync()
+    assert h.recorder.events == [("NetworkNotReady", "network is not ready: no CIDR",
+                                  "Warning")]
+    assert not h.runtime.sandboxes
+    ready = True
+    status = h.sync()
+    assert status["phase"] == "Running" and status["podIP"] == "1.2.3.4"

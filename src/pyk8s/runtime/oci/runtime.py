@@ -14,8 +14,10 @@ level is removed here with the sandbox (runc leaves parents behind).
 
 State: ``state_dir/runc`` (runc's ``--root``), ``sandboxes/<id>/`` and
 ``containers/<id>/``. Requires root, runc and overlayfs (and the CNI plugins with
-``network="cni"``). Not yet: hostPort (portmap), securityContext (runAsUser, capabilities
-add/drop, privileged, read-only rootfs, seccomp), pids limits.
+``network="cni"``). hostPorts go through CNI ``portmap`` (:mod:`.cni`; the mappings and the
+CNI result are kept in ``sandbox.json`` for DEL); securityContext is applied by
+:mod:`.spec` and :mod:`.seccomp`. Not yet: pids limits, host devices for privileged
+containers.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,18 +52,20 @@ from pyk8s.runtime.interface import (
     NotFoundError,
     PodSandbox,
     PodSandboxConfig,
+    PortMapping,
     RuntimeInfo,
     RuntimeOperationError,
     SandboxState,
 )
 from pyk8s.runtime.oci import sandbox as sandboxes
 from pyk8s.runtime.oci import spec
-from pyk8s.runtime.oci.cni import Cni, CniConfig
+from pyk8s.runtime.oci.cni import Cni, CniConfig, pod_ip
 from pyk8s.runtime.oci.shim import runc_base, runc_error
 from pyk8s.runtime.process import cgroups
 from pyk8s.runtime.process.shim import write_json_atomic
 from pyk8s.runtime.supervised import (
     ExecSession,
+    attach,
     controlling_terminal,
     read_json,
     rotated_logs,
@@ -124,6 +128,8 @@ class OciRuntime:
             d.mkdir(parents=True, exist_ok=True)
         self._cni = Cni(cni or CniConfig(), self.state_dir / "cni") if network == "cni" \
             else None
+        self._network_ready = cni is not None or network != "cni"
+        """With ``cni`` and no explicit config, pods wait for :meth:`update_pod_cidr`."""
 
     def info(self) -> RuntimeInfo:
         return RuntimeInfo("oci", f"oci://{VERSION}",
@@ -139,6 +145,13 @@ class OciRuntime:
         out, _ = await proc.communicate()
         return proc.returncode or 0, out
 
+    async def update_pod_cidr(self, cidr: str) -> None:
+        if self._cni is None or not cidr:
+            return
+        if cidr != self._cni.config.subnet:
+            self._cni.config = replace(self._cni.config, subnet=cidr)
+        self._network_ready = True
+
     # ---- sandboxes ------------------------------------------------------------------------
 
     async def run_pod_sandbox(self, config: PodSandboxConfig) -> str:
@@ -148,18 +161,29 @@ class OciRuntime:
         if config.log_directory:
             Path(config.log_directory).mkdir(parents=True, exist_ok=True)
         hostname = config.hostname or config.name
+        network = "host" if config.host_network else self.network
+        cni = self._cni if network == "cni" else None
+        if cni is not None and not self._network_ready:
+            shutil.rmtree(sdir, ignore_errors=True)
+            raise RuntimeOperationError(
+                "NetworkNotReady", "network is not ready: container runtime network not "
+                "ready: NetworkReady=false reason:NetworkPluginNotReady message:the node has "
+                "no pod CIDR yet (spec.podCIDR; the controller manager's nodeipam controller "
+                "assigns one)")
         try:
             namespaces = await asyncio.to_thread(sandboxes.create, sdir, hostname,
-                                                 network=self.network, python=self.python)
-            ip = self.host_ip if self.network == "host" else ""
-            if self._cni is not None:
+                                                 network=network, python=self.python)
+            ip = self.host_ip if network == "host" else ""
+            cni_result: dict[str, Any] = {}
+            if cni is not None:
                 try:
-                    ip = await asyncio.to_thread(self._cni.add, sandbox_id,
-                                                 namespaces["network"])
+                    cni_result = await asyncio.to_thread(
+                        cni.add, sandbox_id, namespaces["network"], config.port_mappings)
+                    ip = pod_ip(cni_result)
                 except RuntimeOperationError:
                     with contextlib.suppress(RuntimeOperationError):
-                        await asyncio.to_thread(self._cni.delete, sandbox_id,
-                                                namespaces["network"])
+                        await asyncio.to_thread(cni.delete, sandbox_id, namespaces["network"],
+                                                config.port_mappings, cni_result)
                     sandboxes.remove(sdir)
                     raise
                 sandboxes.write_hosts(sdir, hostname, ip)
@@ -171,7 +195,7 @@ class OciRuntime:
             "id": sandbox_id, "config": asdict(config), "state": SandboxState.READY.value,
             "created_at": datetime.now(UTC).timestamp(), "namespaces": namespaces,
             "hostname": hostname, "cgroup_parent": parent, "ip": ip,
-            "cni": self._cni is not None})
+            "cni": cni is not None, "cni_result": cni_result})
         return sandbox_id
 
     def _sandbox_data(self, sandbox_id: str) -> dict[str, Any]:
@@ -182,7 +206,9 @@ class OciRuntime:
 
     def _sandbox(self, sandbox_id: str) -> PodSandbox:
         data = self._sandbox_data(sandbox_id)
-        return PodSandbox(id=data["id"], config=PodSandboxConfig(**data["config"]),
+        config = {**data["config"], "port_mappings": tuple(
+            PortMapping(**p) for p in data["config"].get("port_mappings") or ())}
+        return PodSandbox(id=data["id"], config=PodSandboxConfig(**config),
                           state=SandboxState(data["state"]),
                           created_at=timestamp(data["created_at"]) or datetime.now(UTC),
                           ip=data.get("ip", ""))
@@ -197,8 +223,11 @@ class OciRuntime:
                 await self.stop_container(c.id, 0)
         if data.get("cni") and self._cni is not None:
             # Before the namespace goes: the plugin frees the IP and the veth either way.
+            # The hostPorts and the ADD result as stored: DEL needs the same runtimeConfig.
+            mappings = [PortMapping(**p) for p in data["config"].get("port_mappings") or ()]
             await asyncio.to_thread(self._cni.delete, sandbox_id,
-                                    data["namespaces"]["network"])
+                                    data["namespaces"]["network"], mappings,
+                                    data.get("cni_result"))
             data["cni"] = False
             write_json_atomic(path, data)
         sandboxes.remove(self._sandboxes / sandbox_id)
@@ -241,6 +270,19 @@ class OciRuntime:
             raise RuntimeOperationError("ErrImagePull", exc.message) from None
         return found.repo_digest
 
+    async def garbage_collect_images(self, high_threshold_percent: int,
+                                     low_threshold_percent: int, min_age: float) -> list[str]:
+        from pyk8s.runtime.images.diskgc import ImageGcPolicy, free_space
+
+        in_use = set()
+        for cdir in self._containers.iterdir():
+            meta = read_json(cdir / "container.json")
+            if meta is not None:
+                in_use.update((meta.get("image_id", ""), meta.get("image", "")))
+        policy = ImageGcPolicy(high_threshold_percent, low_threshold_percent, min_age)
+        result = await asyncio.to_thread(free_space, self.images, in_use, policy=policy)
+        return result.removed
+
     # ---- containers -----------------------------------------------------------------------
 
     async def create_container(self, sandbox_id: str, config: ContainerConfig) -> str:
@@ -273,7 +315,9 @@ class OciRuntime:
             await asyncio.to_thread(self._prepare_bundle, cdir, image, config, sb, cgroups_path)
         except (ImageError, RuntimeOperationError) as exc:
             await self.remove_container(container_id)
-            raise RuntimeOperationError("CreateContainerError", exc.message) from None
+            reason = exc.reason if exc.reason == "CreateContainerConfigError" \
+                else "CreateContainerError"  # runAsNonRoot refusals keep their reason
+            raise RuntimeOperationError(reason, exc.message) from None
         except OSError as exc:
             await self.remove_container(container_id)
             raise RuntimeOperationError("CreateContainerError",
@@ -282,6 +326,7 @@ class OciRuntime:
             "id": container_id, "runc": self.runc, "runc_root": str(self._runc_root),
             "bundle": str(cdir / "bundle"), "log_path": log_path,
             "log_max_size": self.log_max_size, "log_max_files": self.log_max_files,
+            "stdin": config.stdin, "stdin_once": config.stdin_once, "tty": config.tty,
             "cgroups": {k: str(v / cgroups_path.lstrip("/"))
                         for k, v in cgroups.v1_mounts().items()}})
         return container_id
@@ -298,7 +343,8 @@ class OciRuntime:
         _mount_overlay(lowers, cdir / "upper", cdir / "work", rootfs)
         pod = spec.PodContext(hostname=sb["hostname"], namespaces=sb["namespaces"],
                               etc_files=sandboxes.etc_files(self._sandboxes / sb["id"]),
-                              cgroups_path=cgroups_path)
+                              cgroups_path=cgroups_path, pod="{name}_{namespace}({pod_uid})"
+                              .format(**sb["config"]))
         document = spec.build(config, image_config, pod, rootfs)
         (bundle / "config.json").write_text(json.dumps(document, indent=1))
 
@@ -445,7 +491,7 @@ class OciRuntime:
                 try:
                     proc = await asyncio.create_subprocess_exec(
                         *argv, stdin=slave, stdout=slave, stderr=slave,
-                        start_new_session=True, preexec_fn=controlling_terminal)
+                        start_new_session=True, preexec_fn=controlling_terminal(slave))
                 finally:
                     os.close(slave)
                 return ExecSession(proc, master)
@@ -456,6 +502,19 @@ class OciRuntime:
         except OSError as exc:
             raise RuntimeOperationError("ExecError", f"runc exec: {exc.strerror}") from None
         return ExecSession(proc)
+
+    async def attach(self, container_id: str, *, stdin: bool, tty: bool) -> ExecProcess:
+        """Through the attach socket of the container's supervisor. Containers get no
+        terminal here (runc's ``--console-socket`` is not wired): a ``tty`` is refused."""
+        cdir = self._cdir(container_id)
+        if self._status(cdir).state != ContainerState.RUNNING:
+            raise RuntimeOperationError("ContainerNotRunning",
+                                        f"container {container_id} is not running")
+        if tty:
+            raise RuntimeOperationError(
+                "AttachError", "the oci runtime does not give containers a terminal "
+                "(tty: true) yet, so it cannot attach to one")
+        return await attach(cdir, container_id, stdin)
 
     async def exec_sync(self, container_id: str, command: Sequence[str],
                         timeout: float) -> ExecResult:

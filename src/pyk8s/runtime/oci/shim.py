@@ -1,7 +1,8 @@
 """The per-container supervisor of the ``oci`` runtime (conmon's role):
 ``python -m pyk8s.runtime.oci.shim <container-dir>``.
 
-Like the process runtime's shim (whose log writer and output pump it reuses), it detaches
+Like the process runtime's shim (whose log writer, output pump and attach socket --
+:mod:`pyk8s.runtime.process.stdio` -- it reuses), it detaches
 from the kubelet (double fork, own session, ignores SIGTERM/SIGHUP/SIGINT), so containers
 outlive kubelet restarts, and it keeps ``state.json`` for the next runtime instance.
 
@@ -9,10 +10,12 @@ In order:
 
 1. becomes a child subreaper: the container's init (``runc init``) is re-parented here
    once ``runc create`` exits, so this process can ``waitpid`` it;
-2. ``runc create`` with the container's stdout/stderr on pipes (the container inherits
-   them; ``terminal: false``), runc's own log in ``runc.log``; then ``runc start``;
-3. copies the pipes into the CRI-format log until init exits (its PID namespace dies
-   with it);
+2. ``runc create`` with the container's stdout/stderr on pipes and, with ``stdin``, its
+   stdin on a pipe this process keeps the write end of (the container inherits them:
+   runc's pass-through mode, ``terminal: false``; a ``tty`` is not given), runc's own log
+   in ``runc.log``; then ``runc start``;
+3. copies the pipes into the CRI-format log and to attached clients, and attached clients'
+   stdin into the container, until init exits (its PID namespace dies with it);
 4. reads ``oom_kill`` from the memory cgroup, ``runc delete --force`` (which removes the
    container's cgroups), records exit code, reason and finish time, and exits.
 
@@ -36,6 +39,7 @@ from typing import Any
 from pyk8s.runtime.process import cgroups
 from pyk8s.runtime.process.shim import (
     PR_SET_CHILD_SUBREAPER,
+    Stdio,
     _Libc,
     _LogWriter,
     _pump,
@@ -76,14 +80,12 @@ def supervise(cdir: Path) -> int:
         signal.signal(sig, signal.SIG_IGN)
     state: dict[str, Any] = {"status": "created"}
     cg = cgroups.CgroupSet({k: Path(v) for k, v in conf.get("cgroups", {}).items()})
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
+    stdio = Stdio.open(stdin=bool(conf.get("stdin")), tty=False)
     log = _LogWriter(conf["log_path"], conf.get("log_max_size", 10 * 1024 * 1024),
                      conf.get("log_max_files", 5))
 
     def failed(what: str, proc: subprocess.CompletedProcess[bytes]) -> int:
-        os.close(out_r)
-        os.close(err_r)
+        stdio.close_supervisor_ends()
         log.close()
         subprocess.run([*base, "delete", "--force", cid], capture_output=True, check=False)
         state.update(status="exited", started_at=None, finished_at=_now(), exit_code=128,
@@ -94,21 +96,22 @@ def supervise(cdir: Path) -> int:
         return 0
 
     pid_file = cdir / "container.pid"
+    stdin_r, out_w, err_w = stdio.child
     create = subprocess.run([*base, "create", "--bundle", conf["bundle"], "--pid-file",
-                             str(pid_file), cid], stdin=subprocess.DEVNULL, stdout=out_w,
+                             str(pid_file), cid], stdin=stdin_r, stdout=out_w,
                             stderr=err_w, check=False)
-    os.close(out_w)
-    os.close(err_w)
+    stdio.close_child_ends()
     if create.returncode != 0:
         return failed("create", create)
     pid = int(pid_file.read_text())
     start = subprocess.run([*base, "start", cid], capture_output=True, check=False)
     if start.returncode != 0:
         return failed("start", start)
+    attach = stdio.attach_server(cdir, bool(conf.get("stdin_once")))
     state.update(status="running", pid=pid, started_at=_now())
     write_json_atomic(state_path, state)
 
-    exit_status = _pump(pid, out_r, err_r, log, cg)
+    exit_status = _pump(pid, stdio.outputs, log, cg, attach)
     code = os.waitstatus_to_exitcode(exit_status)
     exit_code = 128 - code if code < 0 else code
     oom = cg.oom_kills() > 0

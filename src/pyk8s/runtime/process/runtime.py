@@ -47,6 +47,7 @@ from pyk8s.runtime.process import cgroups
 from pyk8s.runtime.process.shim import write_json_atomic
 from pyk8s.runtime.supervised import (
     ExecSession,
+    attach,
     controlling_terminal,
     read_json,
     rotated_logs,
@@ -94,12 +95,16 @@ class ProcessRuntime:
         self._containers.mkdir(parents=True, exist_ok=True)
 
     def info(self) -> RuntimeInfo:
-        return RuntimeInfo("process", f"process://{VERSION}", "process (no isolation)")
+        return RuntimeInfo("process", f"process://{VERSION}", "process (no isolation)",
+                           pulls_images=False)
 
     @property
     def can_mount(self) -> bool:
         """Volumes need a private mount namespace, which needs root (CAP_SYS_ADMIN)."""
         return self._namespaces
+
+    async def update_pod_cidr(self, cidr: str) -> None:
+        """Pods share the host's network and address: nothing to configure."""
 
     # ---- sandboxes ------------------------------------------------------------------------
 
@@ -170,6 +175,10 @@ class ProcessRuntime:
         """Every image is "present": nothing is ever pulled."""
         return image
 
+    async def garbage_collect_images(self, high_threshold_percent: int,
+                                     low_threshold_percent: int, min_age: float) -> list[str]:
+        return []
+
     async def pull_image(self, image: str) -> str:
         """Nothing to pull: the process runtime runs host binaries. The image name is kept
         only so statuses show what the user asked for."""
@@ -207,6 +216,7 @@ class ProcessRuntime:
             "mounts": [asdict(m) for m in config.mounts],
             "resources": asdict(config.resources), "log_path": log_path,
             "log_max_size": self.log_max_size, "log_max_files": self.log_max_files,
+            "stdin": config.stdin, "stdin_once": config.stdin_once, "tty": config.tty,
             "cgroup_parent": sandbox.config.cgroup_parent or f"pyk8s/pod{sandbox.config.pod_uid}",
             "labels": dict(config.labels), "annotations": dict(config.annotations),
             "created_at": datetime.now(UTC).timestamp()})
@@ -396,7 +406,7 @@ class ProcessRuntime:
                     proc = await asyncio.create_subprocess_exec(
                         *argv, stdin=slave, stdout=slave, stderr=slave,
                         env={**env, "TERM": env.get("TERM", "xterm")}, cwd=workdir_ok,
-                        start_new_session=True, preexec_fn=controlling_terminal)
+                        start_new_session=True, preexec_fn=controlling_terminal(slave))
                 finally:
                     os.close(slave)
                 return ExecSession(proc, master)
@@ -408,6 +418,15 @@ class ProcessRuntime:
             raise RuntimeOperationError("ExecError", f"exec {command[0]!r}: {exc.strerror}") \
                 from None
         return ExecSession(proc)
+
+    async def attach(self, container_id: str, *, stdin: bool, tty: bool) -> ExecProcess:
+        """Through the container's attach socket, served by its supervisor (a terminal, if
+        the container has one, is the supervisor's: ``tty`` changes nothing here)."""
+        cdir = self._cdir(container_id)
+        if self._status(cdir).state != ContainerState.RUNNING:
+            raise RuntimeOperationError("ContainerNotRunning",
+                                        f"container {container_id} is not running")
+        return await attach(cdir, container_id, stdin)
 
     async def exec_sync(self, container_id: str, command: Sequence[str],
                         timeout: float) -> ExecResult:

@@ -10,16 +10,21 @@ What it does, in order:
 
 1. becomes a child subreaper, so daemonising grandchildren are reaped here;
 2. creates the container's cgroups (v1, when root) and applies the memory/cpu limits;
-3. forks the container process: new process group, joins the cgroups, and -- when the
-   container has mounts -- a private mount namespace (``unshare(CLONE_NEWNS)``, ``/`` made
-   rprivate) in which each volume is bind-mounted at its mountPath before ``exec``;
-4. copies stdout/stderr into the log file in the CRI format;
+3. forks the container process: new process group (a session of its own with a
+   terminal), joins the cgroups, and -- when the container has mounts -- a private mount
+   namespace (``unshare(CLONE_NEWNS)``, ``/`` made rprivate) in which each volume is
+   bind-mounted at its mountPath before ``exec``;
+4. copies stdout/stderr into the log file in the CRI format, and to the clients of the
+   container's attach socket, whose stdin it writes to the container's
+   (:mod:`pyk8s.runtime.process.stdio`; with ``tty`` the container's stdio is a terminal
+   this process holds the master of);
 5. when the container's first process exits, kills what is left of its process group and
    cgroup (as a PID namespace would), records exit code, finish time and ``OOMKilled``
    (``memory.oom_control``'s ``oom_kill``) in ``state.json``, removes the cgroups and exits.
 
 Files in the container directory: ``config.json`` (written by the runtime, read here),
-``state.json`` (written here, atomically), ``shim.pid``, ``shim.log`` (the shim's own errors).
+``state.json`` (written here, atomically), ``shim.pid``, ``shim.log`` (the shim's own errors),
+``attach.sock`` (while the container runs).
 """
 
 from __future__ import annotations
@@ -27,19 +32,23 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import json
 import os
 import selectors
 import signal
 import sys
+import termios
 import time
 import traceback
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pyk8s.runtime.logs import MAX_LINE, format_record
 from pyk8s.runtime.process import cgroups
+from pyk8s.runtime.process.stdio import AttachServer
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -104,14 +113,64 @@ def _setup_mounts(libc: _Libc, mounts: list[dict[str, Any]]) -> None:
             libc.mount(None, target, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC)
 
 
-def _child(config: dict[str, Any], cg: cgroups.CgroupSet, out_w: int, err_w: int,
+class Stdio:
+    """The container's standard streams, both ends. ``child``: the fds that become the
+    container's 0, 1, 2; ``outputs``: what the supervisor reads (fd → ``stdout``/``stderr``);
+    ``stdin``: the supervisor's write end of the container's stdin (None: none);
+    ``terminal``: the master of the container's terminal (``tty``)."""
+
+    def __init__(self, child: tuple[int, int, int], outputs: dict[int, str],
+                 stdin: int | None = None, terminal: int | None = None) -> None:
+        self.child = child
+        self.outputs = outputs
+        self.stdin = stdin
+        self.terminal = terminal
+
+    @classmethod
+    def open(cls, *, stdin: bool, tty: bool) -> Stdio:
+        if tty:
+            master, slave = os.openpty()
+            # The supervisor writes stdin through its own descriptor of the master.
+            return cls((slave, slave, slave), {master: "stdout"},
+                       os.dup(master) if stdin else None, master)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        if stdin:
+            in_r, in_w = os.pipe()
+            return cls((in_r, out_w, err_w), {out_r: "stdout", err_r: "stderr"}, in_w)
+        return cls((os.open(os.devnull, os.O_RDONLY), out_w, err_w),
+                   {out_r: "stdout", err_r: "stderr"})
+
+    def close_child_ends(self) -> None:
+        """In the supervisor, once the container has its copies."""
+        for fd in set(self.child):
+            os.close(fd)
+
+    def close_supervisor_ends(self) -> None:
+        """In the container, before exec."""
+        for fd in [*self.outputs, self.stdin, self.terminal]:
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    def attach_server(self, directory: Path, stdin_once: bool) -> AttachServer:
+        return AttachServer(directory, stdin=self.stdin, stdin_once=stdin_once,
+                            terminal=self.terminal)
+
+
+def _child(config: dict[str, Any], cg: cgroups.CgroupSet, stdio: Stdio,
            errpipe_w: int) -> None:
     """Runs in the forked container process; never returns."""
     try:
         # If the supervisor dies, nobody would record the exit: the container dies with it
         # (the runtime then reports it exited with 255, reason Unknown, and kills leftovers).
         _Libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        os.setpgid(0, 0)
+        stdio.close_supervisor_ends()
+        if stdio.terminal is not None:
+            os.setsid()  # its own session (and group), with the terminal as controlling one
+            fcntl.ioctl(stdio.child[0], termios.TIOCSCTTY, 0)
+        else:
+            os.setpgid(0, 0)
         cg.add(os.getpid())
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
@@ -121,10 +180,8 @@ def _child(config: dict[str, Any], cg: cgroups.CgroupSet, out_w: int, err_w: int
             _Libc().sethostname(config["hostname"])
         if config.get("mounts"):
             _setup_mounts(_Libc(), config["mounts"])
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
+        for target, fd in enumerate(stdio.child):
+            os.dup2(fd, target)
         workdir = config.get("working_dir") or "/"
         os.makedirs(workdir, exist_ok=True)
         os.chdir(workdir)
@@ -224,20 +281,16 @@ def supervise(cdir: Path) -> int:
     state: dict[str, Any] = {"status": "created", "cgroups": cg.to_json(),
                              "limits_enforced": limited, "mount_namespace": bool(config.get("mounts")),
                              "uts_namespace": bool(config.get("uts_namespace"))}
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
+    stdio = Stdio.open(stdin=bool(config.get("stdin")), tty=bool(config.get("tty")))
     errpipe_r, errpipe_w = os.pipe2(os.O_CLOEXEC)
     log = _LogWriter(config["log_path"], config.get("log_max_size", 10 * 1024 * 1024),
                      config.get("log_max_files", 5))
     pid = os.fork()
     if pid == 0:
-        os.close(out_r)
-        os.close(err_r)
         os.close(errpipe_r)
-        _child(config, cg, out_w, err_w, errpipe_w)
+        _child(config, cg, stdio, errpipe_w)
     started = _now()
-    os.close(out_w)
-    os.close(err_w)
+    stdio.close_child_ends()
     os.close(errpipe_w)
     failure = b""
     while chunk := os.read(errpipe_r, 4096):
@@ -246,15 +299,18 @@ def supervise(cdir: Path) -> int:
     if failure:
         os.waitpid(pid, 0)
         log.close()
+        stdio.close_supervisor_ends()
         state.update(status="exited", pid=pid, started_at=None, finished_at=_now().timestamp(),
                      exit_code=128, reason="StartError", message=failure.decode(errors="replace"))
         write_json_atomic(state_path, state)
         cg.remove()
         return 0
-    state.update(status="running", pid=pid, pgid=pid, started_at=started.timestamp())
+    attach = stdio.attach_server(cdir, bool(config.get("stdin_once")))
+    state.update(status="running", pid=pid, pgid=pid, started_at=started.timestamp(),
+                 tty=stdio.terminal is not None)
     write_json_atomic(state_path, state)
 
-    exit_status = _pump(pid, out_r, err_r, log, cg)
+    exit_status = _pump(pid, stdio.outputs, log, cg, attach)
     code = os.waitstatus_to_exitcode(exit_status)
     exit_code = 128 - code if code < 0 else code
     oom = cg.oom_kills() > 0
@@ -299,21 +355,38 @@ def _reap_all(main: int) -> int | None:
             result = status
 
 
-def _pump(pid: int, out_r: int, err_r: int, log: _LogWriter, cg: cgroups.CgroupSet) -> int:
-    """Copy output to the log until the main process exits; then finish the stragglers."""
+def _pump(pid: int, outputs: Mapping[int, str], log: _LogWriter, cg: cgroups.CgroupSet,
+          attach: AttachServer | None = None) -> int:
+    """Copy output (fd → stream name) to the log and to attached clients until the main
+    process exits; then finish the stragglers. The attach socket is served meanwhile."""
     sel = selectors.DefaultSelector()
-    sel.register(out_r, selectors.EVENT_READ, "stdout")
-    sel.register(err_r, selectors.EVENT_READ, "stderr")
+    for fd, stream in outputs.items():
+        sel.register(fd, selectors.EVENT_READ, stream)
+    if attach is not None:
+        attach.register(sel)
+    open_outputs = set(outputs)
     exit_status: int | None = None
     drain_deadline: float | None = None
-    while sel.get_map():
-        for key, _ in sel.select(timeout=0.1):
-            data = os.read(key.fd, 65536)
+    while open_outputs:
+        for key, mask in sel.select(timeout=0.1):
+            if not isinstance(key.data, str):  # the attach socket's business
+                if key.fd in sel.get_map():  # not dropped by an earlier event of this round
+                    key.data(mask)
+                continue
+            try:
+                data = os.read(key.fd, 65536)
+            except BlockingIOError:  # a terminal's master shares O_NONBLOCK with stdin's dup
+                continue
+            except OSError:  # EIO: a terminal whose last other end is closed
+                data = b""
             if data:
                 log.feed(key.data, data)
+                if attach is not None:
+                    attach.output(key.data, data)
             else:
                 sel.unregister(key.fd)
                 os.close(key.fd)
+                open_outputs.discard(key.fd)
         if exit_status is None:
             exit_status = _reap_all(pid)
             if exit_status is not None:
@@ -329,6 +402,13 @@ def _pump(pid: int, out_r: int, err_r: int, log: _LogWriter, cg: cgroups.CgroupS
             time.sleep(0.05)
     _kill_rest(pid, cg)
     log.close()
+    for fd in open_outputs:  # abandoned after the drain deadline
+        with contextlib.suppress(KeyError, ValueError):
+            sel.unregister(fd)
+        os.close(fd)
+    if attach is not None:
+        attach.finish()
+    sel.close()
     return exit_status
 
 
