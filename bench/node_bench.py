@@ -126,12 +126,15 @@ async def startup(cluster: Cluster, count: int) -> dict[str, float]:
         rv = (await client.list(PODS, ns))["metadata"]["resourceVersion"]
         sent: dict[str, float] = {}
         seen: dict[str, float] = {}
+        bound: dict[str, float] = {}
         done = asyncio.Event()
 
         async def watch() -> None:
             async for event in client.watch(PODS, ns, resource_version=rv):
                 obj = event.get("object") or {}
                 name = (obj.get("metadata") or {}).get("name", "")
+                if (obj.get("spec") or {}).get("nodeName") and name not in bound:
+                    bound[name] = time.monotonic()
                 if event.get("type") in ("ADDED", "MODIFIED") and name not in seen \
                         and all_started(obj):
                     seen[name] = time.monotonic()
@@ -156,7 +159,9 @@ async def startup(cluster: Cluster, count: int) -> dict[str, float]:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await watcher
         latencies = [seen[n] - sent[n] for n in sent]
-        return {"p50": round(percentile(latencies, 0.5), 3),
+        binding = [bound[n] - sent[n] for n in sent if n in bound]
+        return {"bound_p50": round(percentile(binding, 0.5), 3),
+                "bound_p99": round(percentile(binding, 0.99), 3),"p50": round(percentile(latencies, 0.5), 3),
                 "p90": round(percentile(latencies, 0.9), 3),
                 "p99": round(percentile(latencies, 0.99), 3),
                 "max": round(max(latencies), 3),

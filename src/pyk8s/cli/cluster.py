@@ -52,6 +52,8 @@ class ClusterSettings:
     node_name: str = ""
     kubelet_port: int = 10250
     node_labels: dict[str, str] = field(default_factory=dict)
+    cluster_cidr: str = "10.244.0.0/16"
+    """Pods' addresses; the controller manager gives each node a /24 of it."""
 
 
 def kubelet_serving_cert(server: ApiServer, node: str, hosts: list[str]) -> tuple[Path, Path]:
@@ -109,7 +111,8 @@ class Cluster:
             from pyk8s.controllers.manager import ControllerManager, ControllerManagerSettings
 
             client = self._client(component, _IDENTITIES[component])
-            return ControllerManager(client, ControllerManagerSettings()).run()
+            return ControllerManager(client, ControllerManagerSettings(
+                cluster_cidr=self.settings.cluster_cidr)).run()
         if component == "scheduler":
             from pyk8s.scheduler.scheduler import Scheduler
             from pyk8s.scheduler.settings import SchedulerSettings

@@ -47,7 +47,8 @@ def _serve(args: argparse.Namespace) -> int:
                                runtime=options_from(args) if args.command == "server"
                                else RuntimeOptions(),
                                node_name=getattr(args, "node_name", "") or "",
-                               kubelet_port=getattr(args, "kubelet_port", 10250))
+                               kubelet_port=getattr(args, "kubelet_port", 10250),
+                               cluster_cidr=getattr(args, "cluster_cidr", "10.244.0.0/16"))
     started = time.monotonic()
 
     async def run() -> None:
@@ -89,6 +90,18 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ipv4_cidr(text: str) -> str:
+    import ipaddress
+
+    try:
+        net = ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"invalid CIDR {text!r}: {exc}") from None
+    if net.version != 4 or net.prefixlen > 24:
+        raise argparse.ArgumentTypeError(f"{text}: an IPv4 range of /24 or larger is needed")
+    return str(net)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyk8s", description="Kubernetes, written in Python.")
     parser.add_argument("-v", "--verbose", action="count", default=0)
@@ -109,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="comma-separated components not to run: "
                                 "controller-manager, scheduler, kubelet")
             add_runtime_arguments(p)
+            p.add_argument("--cluster-cidr", default="10.244.0.0/16", type=_ipv4_cidr,
+                           help="pods' addresses; each node gets a /24 of it")
             p.add_argument("--node-name", default="")
             p.add_argument("--kubelet-port", type=int, default=10250)
             p.add_argument("--disable-agent", action="store_true",

@@ -39,6 +39,7 @@ from pyk8s.runtime import Runtime, RuntimeOperationError
 
 log = logging.getLogger("pyk8s.kubelet")
 NODES = CATALOGUE.resource("v1", "nodes")
+SERVICES = CATALOGUE.resource("v1", "services")
 PODS = CATALOGUE.resource("v1", "pods")
 Obj = dict[str, Any]
 ORPHAN_SWEEP_SECONDS = 60.0
@@ -235,6 +236,9 @@ class Kubelet:
             if settings.pod_cidr:
                 await self._apply_pod_cidr(settings.pod_cidr)
                 self.pod_cidr = settings.pod_cidr
+            services = Informer(self.client, SERVICES)
+            services.add_index("namespace", lambda o: [o["metadata"].get("namespace", "")])
+            self._ctx.services = services
             node_informer = Informer(self.client, NODES,
                                      field_selector=f"metadata.name={settings.node_name}")
             node_informer.add_handlers(on_add=self._on_node,
@@ -243,6 +247,7 @@ class Kubelet:
                       asyncio.create_task(self._node_status_loop(), name="node-status"),
                       asyncio.create_task(self.informer.run(), name="pod-informer"),
                       asyncio.create_task(node_informer.run(), name="node-informer"),
+                      asyncio.create_task(services.run(), name="service-informer"),
                       asyncio.create_task(self._housekeeping(), name="housekeeping")]
             if settings.server_address:
                 from pyk8s.kubelet.server import serve

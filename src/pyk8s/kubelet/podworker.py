@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from pyk8s.client import ApiClient, ApiError
+from pyk8s.client import ApiClient, ApiError, Informer
 from pyk8s.client.clock import Clock
 from pyk8s.kubelet import status as podstatus
 from pyk8s.kubelet.backoff import Backoff, go_duration
@@ -96,6 +96,8 @@ class WorkerContext:
     volumes: VolumeManager
     node_ip: str
     allocatable: dict[str, str] = field(default_factory=dict)
+    services: Informer | None = None
+    """All Services, for containers' service variables (upstream's service lister)."""
 
 
 def pod_ref(pod: Obj) -> str:
@@ -396,6 +398,11 @@ class PodWorker:
         links = (pod.get("spec") or {}).get("enableServiceLinks", True) is not False
         services: list[Obj] = []
         master = None
+        informer = self.ctx.services
+        if informer is not None and informer.has_synced:
+            if links:
+                services = informer.by_index("namespace", namespace)
+            return service_env(services, informer.get("default/kubernetes"), links)
         try:
             if links:
                 services = (await self.ctx.client.list(SERVICES, namespace)).get("items") or []

@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pyk8s.runtime import zygote
 from pyk8s.runtime.images import ImageStore
 from pyk8s.runtime.images.errors import ImageError, ImageNotFound
 from pyk8s.runtime.interface import (
@@ -71,6 +72,7 @@ from pyk8s.runtime.supervised import (
     rotated_logs,
     timestamp,
 )
+from pyk8s.runtime.zygote import supervisor_alive
 
 VERSION = "0.1"
 SHIM_MODULE = "pyk8s.runtime.oci.shim"
@@ -78,12 +80,7 @@ CLONE_NEWNET = 0x40000000
 
 
 def _shim_alive(cdir: Path) -> bool:
-    try:
-        pid = int((cdir / "shim.pid").read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return False
-    return SHIM_MODULE.encode() in cmdline and str(cdir).encode() in cmdline
+    return supervisor_alive(cdir, SHIM_MODULE)
 
 
 def _is_mounted(path: Path) -> bool:
@@ -104,7 +101,7 @@ class OciRuntime:
                  image_root: str | Path = "/var/lib/pyk8s/images", runc: str = "runc",
                  network: str = "isolated", cni: CniConfig | None = None,
                  host_ip: str = "127.0.0.1",
-                 python: str = sys.executable, poll_interval: float = 0.05,
+                 python: str = sys.executable, poll_interval: float = 0.01,
                  log_max_size: int = 10 * 1024 * 1024, log_max_files: int = 5) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.images = images or ImageStore(image_root)
@@ -359,12 +356,9 @@ class OciRuntime:
         if (cdir / "state.json").exists() or (cdir / "shim.pid").exists():
             raise RuntimeOperationError("RunContainerError",
                                         f"container {container_id} was already started")
-        proc = await asyncio.create_subprocess_exec(
-            self.python, "-m", SHIM_MODULE, str(cdir),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL, start_new_session=True, cwd="/",
+        await asyncio.to_thread(
+            zygote.launch, SHIM_MODULE, cdir, python=self.python,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
-        await proc.wait()
         for _ in range(int(30 / self.poll_interval)):
             state = read_json(cdir / "state.json")
             if state is not None and state.get("status") != "created":

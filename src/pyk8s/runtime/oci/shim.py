@@ -45,6 +45,7 @@ from pyk8s.runtime.process.shim import (
     _pump,
     write_json_atomic,
 )
+from pyk8s.runtime.zygote import record_supervisor
 
 
 def _now() -> float:
@@ -127,7 +128,7 @@ def main(argv: list[str]) -> int:
     if os.fork() != 0:  # the runtime waits for this first process only
         os._exit(0)
     os.setsid()
-    (cdir / "shim.pid").write_text(str(os.getpid()))
+    record_supervisor(cdir)
     try:
         return supervise(cdir)
     except Exception:

@@ -20,7 +20,6 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import uuid
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pyk8s.runtime import zygote
 from pyk8s.runtime.interface import (
     ContainerConfig,
     ContainerState,
@@ -53,6 +53,7 @@ from pyk8s.runtime.supervised import (
     rotated_logs,
     timestamp,
 )
+from pyk8s.runtime.zygote import supervisor_alive
 
 VERSION = "0.1"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -60,19 +61,14 @@ SHIM_MODULE = "pyk8s.runtime.process.shim"
 
 
 def _shim_alive(cdir: Path) -> bool:
-    try:
-        pid = int((cdir / "shim.pid").read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return False
-    return SHIM_MODULE.encode() in cmdline and str(cdir).encode() in cmdline
+    return supervisor_alive(cdir, SHIM_MODULE)
 
 
 class ProcessRuntime:
     """See the module docstring. ``python`` is the interpreter that runs the shims."""
 
     def __init__(self, state_dir: str | Path, *, host_ip: str = "127.0.0.1",
-                 python: str = sys.executable, poll_interval: float = 0.05,
+                 python: str = sys.executable, poll_interval: float = 0.01,
                  namespaces: bool | None = None, log_max_size: int = 10 * 1024 * 1024,
                  log_max_files: int = 5) -> None:
         """``namespaces``: use mount/UTS namespaces (volumes, hostname); None means "when
@@ -89,7 +85,7 @@ class ProcessRuntime:
         self._sandboxes = self.state_dir / "sandboxes"
         self._sandbox_cache: dict[str, tuple[tuple[int, int, int], PodSandbox]] = {}
         self._file_cache: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
-        self._alive_cache: dict[str, tuple[int, int]] = {}
+        self._alive_cache: dict[str, tuple[int, str]] = {}
         self._containers = self.state_dir / "containers"
         self._sandboxes.mkdir(parents=True, exist_ok=True)
         self._containers.mkdir(parents=True, exist_ok=True)
@@ -233,8 +229,8 @@ class ProcessRuntime:
         if (cdir / "state.json").exists() or (cdir / "shim.pid").exists():
             raise RuntimeOperationError("RunContainerError",
                                         f"container {container_id} was already started")
-        # Spawned from a thread: subprocess uses vfork there, where the event loop's own
-        # spawn (uvloop's) forks the whole kubelet process, ~30 ms of page tables per start.
+        # From a thread: the zygote round trip blocks, and a cold start's subprocess uses
+        # vfork there, where uvloop's own spawn forks the whole kubelet process.
         await asyncio.to_thread(self._launch_shim, cdir)
         for _ in range(int(30 / self.poll_interval)):
             if (cdir / "state.json").exists():
@@ -244,12 +240,10 @@ class ProcessRuntime:
                                     f"the supervisor of {container_id} did not start")
 
     def _launch_shim(self, cdir: Path) -> None:
-        """Run the launcher; it exits at once, leaving the supervisor detached."""
-        launcher = subprocess.Popen(
-            [self.python, "-m", SHIM_MODULE, str(cdir)], stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-            cwd="/", env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
-        launcher.wait()
+        """Fork the supervisor from the zygote; returns once it is detached."""
+        zygote.launch(SHIM_MODULE, cdir, python=self.python,
+                      env={**os.environ,
+                           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
 
     def _read_cached(self, path: Path) -> dict[str, Any] | None:
         """A state file parsed once per version (kubelets re-read every container every
@@ -269,19 +263,8 @@ class ProcessRuntime:
         return data
 
     def _alive(self, cdir: Path) -> bool:
-        """``_shim_alive``, then one stat of ``/proc/<pid>`` while that process lives."""
-        known = self._alive_cache.get(cdir.name)
-        if known is not None:
-            with contextlib.suppress(OSError):
-                if os.stat(f"/proc/{known[0]}").st_ctime_ns == known[1]:
-                    return True
-        self._alive_cache.pop(cdir.name, None)
-        if not _shim_alive(cdir):
-            return False
-        with contextlib.suppress(OSError, ValueError):
-            pid = int((cdir / "shim.pid").read_text())
-            self._alive_cache[cdir.name] = (pid, os.stat(f"/proc/{pid}").st_ctime_ns)
-        return True
+        """``_shim_alive`` with the shim's identity cached: one read of ``/proc``."""
+        return supervisor_alive(cdir, SHIM_MODULE, self._alive_cache)
 
     def _status(self, cdir: Path) -> ContainerStatus:
         config = self._read_cached(cdir / "config.json")

@@ -49,6 +49,7 @@ from typing import Any
 from pyk8s.runtime.logs import MAX_LINE, format_record
 from pyk8s.runtime.process import cgroups
 from pyk8s.runtime.process.stdio import AttachServer
+from pyk8s.runtime.zygote import record_supervisor
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -418,7 +419,7 @@ def main(argv: list[str]) -> int:
     if os.fork() != 0:
         os._exit(0)
     os.setsid()
-    (cdir / "shim.pid").write_text(str(os.getpid()))
+    record_supervisor(cdir)
     try:
         return supervise(cdir)
     except Exception:

@@ -1,0 +1,203 @@
+"""Container supervisors (shims) forked from a warm process instead of started cold.
+
+A shim is a Python process; starting one with ``python -m ...shim`` costs 100-150 ms of CPU
+(the interpreter and its imports), which for 100 pods started at once is seconds of a
+2-core node's time. A *zygote* -- one process per user and interpreter, with both shims' modules
+already imported -- forks a new shim in about a millisecond instead, as Android's
+zygote does for apps.
+
+The zygote matters only while containers are being started: it exits when the process that
+started it (the kubelet) is gone, or after ``IDLE_SECONDS`` without a request, and is
+started again on demand. The shims it forks are independent of it (their own session,
+re-parented to init), so neither its exit nor the kubelet's touches running containers.
+
+Requests come over an abstract Unix socket whose name derives from the interpreter and the
+shims' source files; the zygote serves only clients with its own user ID (``SO_PEERCRED``), since a shim runs what
+its container directory says. Anything that goes wrong on the way (no zygote, a refused
+connection) falls back to starting the shim cold, so this is only ever an optimisation.
+
+A forked shim's command line is the zygote's, so a shim is recognised by its PID *and* its
+start time (``shim.pid``, ``shim.start``), not by its command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SHIM_MODULES = ("pyk8s.runtime.process.shim", "pyk8s.runtime.oci.shim")
+IDLE_SECONDS = 60.0
+_started: dict[str, subprocess.Popen[bytes]] = {}
+
+
+# ---- the shim's identity ------------------------------------------------------------------
+
+def _start_time(pid: int) -> str:
+    """Field 22 of ``/proc/<pid>/stat``: when the process started, in clock ticks; empty
+    for a process that has exited (a zombie waiting to be reaped)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rfind(")") + 2:].split()
+    return "" if fields[0] in ("Z", "X") else fields[19]
+
+
+def record_supervisor(cdir: Path) -> None:
+    """Called by a shim once detached: who supervises this container."""
+    pid = os.getpid()
+    (cdir / "shim.start").write_text(_start_time(pid))
+    (cdir / "shim.pid").write_text(str(pid))
+
+
+def supervisor_alive(cdir: Path, module: str,
+                     known: dict[str, tuple[int, str]] | None = None) -> bool:
+    """Whether the process in ``shim.pid`` is still this container's shim (a PID can be
+    reused). ``known`` caches the identity per container, so a check that has been made
+    once costs one read of ``/proc``. Shims from before the zygote are recognised by
+    their command line."""
+    identity = known.get(cdir.name) if known is not None else None
+    if identity is None:
+        try:
+            pid = int((cdir / "shim.pid").read_text())
+        except (OSError, ValueError):
+            return False
+        try:
+            started = (cdir / "shim.start").read_text()
+        except OSError:
+            started = ""
+        identity = (pid, started)
+        if known is not None and started:
+            known[cdir.name] = identity
+    pid, started = identity
+    try:
+        if started:
+            return _start_time(pid) == started
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, IndexError):
+        return False
+    return module.encode() in cmdline and str(cdir).encode() in cmdline
+
+
+# ---- the client ---------------------------------------------------------------------------
+
+def _address(python: str) -> str:
+    """One zygote per user, interpreter and version of the shims' code (a changed source
+    file gets a new zygote rather than old code)."""
+    stamp = [python, str(os.getuid())]
+    for module in SHIM_MODULES:
+        spec = importlib.util.find_spec(module)
+        with contextlib.suppress(OSError, TypeError):
+            stamp.append(str(os.stat(spec.origin).st_mtime_ns))  # type: ignore[union-attr]
+    digest = hashlib.sha256("\0".join(stamp).encode()).hexdigest()
+    return f"\0pyk8s-zygote-{digest[:24]}"
+
+
+def _request(address: str, module: str, cdir: Path, timeout: float = 10.0) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(address)
+        sock.sendall(json.dumps({"module": module, "cdir": str(cdir)}).encode() + b"\n")
+        return sock.makefile("rb").readline().strip() == b"ok"
+
+
+def _start_zygote(address: str, python: str, env: dict[str, str]) -> None:
+    old = _started.pop(address, None)
+    if old is not None:
+        old.poll()  # reap an exited one
+    _started[address] = subprocess.Popen(
+        [python, "-m", __name__, address.lstrip("\0"), str(IDLE_SECONDS)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd="/", env=env)
+
+
+def launch(module: str, cdir: Path, *, python: str, env: dict[str, str]) -> None:
+    """Start the shim ``module`` for ``cdir``; returns once it is detached. Blocking: call
+    it from a thread."""
+    address = _address(python)
+    for attempt in range(2):
+        with contextlib.suppress(OSError):
+            if _request(address, module, cdir):
+                return
+        if attempt == 0:
+            _start_zygote(address, python, env)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                with contextlib.suppress(OSError), \
+                        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                    probe.connect(address)
+                    break
+                time.sleep(0.01)
+    # The zygote is unavailable: start the shim cold (the launcher exits once it detached).
+    subprocess.run([python, "-m", module, str(cdir)], stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/", env=env,
+                   check=False, timeout=30)
+
+
+# ---- the zygote ---------------------------------------------------------------------------
+
+def _peer_uid(conn: socket.socket) -> int:
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)[1]
+
+
+def _fork_shim(listener: socket.socket, conn: socket.socket, module: str, cdir: str) -> None:
+    pid = os.fork()
+    if pid == 0:  # the shim-to-be: it forks once more and detaches (its own ``main``)
+        code = 1
+        try:
+            listener.close()
+            conn.close()
+            code = importlib.import_module(module).main(["shim", cdir])
+        finally:
+            os._exit(code or 0)
+    os.waitpid(pid, 0)
+
+
+def serve(name: str, idle_seconds: float) -> None:
+    for module in SHIM_MODULES:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+    parent = os.getppid()
+    me = os.getuid()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        try:
+            listener.bind("\0" + name)
+        except OSError:
+            return  # another zygote serves this state directory
+        listener.listen(64)
+        listener.settimeout(1.0)
+        last = time.monotonic()
+        while os.getppid() == parent and time.monotonic() - last < idle_seconds:
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                last = time.monotonic()
+                if _peer_uid(conn) != me:
+                    continue
+                conn.settimeout(5.0)
+                try:
+                    request = json.loads(conn.makefile("rb").readline())
+                    module, cdir = request["module"], request["cdir"]
+                except (OSError, ValueError, KeyError, TypeError):
+                    continue
+                if module not in SHIM_MODULES or not Path(cdir).is_dir():
+                    with contextlib.suppress(OSError):
+                        conn.sendall(b"refused\n")
+                    continue
+                _fork_shim(listener, conn, module, cdir)
+                with contextlib.suppress(OSError):
+                    conn.sendall(b"ok\n")
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else IDLE_SECONDS)
