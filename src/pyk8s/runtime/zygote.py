@@ -16,8 +16,8 @@ shims' source files; the zygote serves only clients with its own user ID (``SO_P
 its container directory says. Anything that goes wrong on the way (no zygote, a refused
 connection) falls back to starting the shim cold, so this is only ever an optimisation.
 
-A forked shim's command line is the zygote's, so a shim is recognised by its PID *and* its
-start time (``shim.pid``, ``shim.start``), not by its command line.
+A forked shim's command line is retitled to what a cold start would show (``setproctitle``),
+but a shim is recognised by its PID *and* its start time (``shim.pid``, ``shim.start``).
 """
 
 from __future__ import annotations
@@ -155,10 +155,20 @@ def _fork_shim(listener: socket.socket, conn: socket.socket, module: str, cdir: 
         try:
             listener.close()
             conn.close()
+            _retitle(f"{module} {cdir}")
             code = importlib.import_module(module).main(["shim", cdir])
         finally:
             os._exit(code or 0)
     os.waitpid(pid, 0)
+
+
+def _retitle(title: str) -> None:
+    """What ``ps`` shows: the shim's own command line (as if started cold), not the
+    zygote's."""
+    with contextlib.suppress(ImportError):
+        import setproctitle
+
+        setproctitle.setproctitle(f"{sys.executable} -m {title}")
 
 
 def serve(name: str, idle_seconds: float) -> None:
