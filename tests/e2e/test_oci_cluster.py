@@ -207,6 +207,24 @@ def test_security_context_runs_as_the_given_user_on_a_read_only_root(oci: OciClu
     oci.kubectl("delete", "pod", "secure", "rootless", "--wait=false")
 
 
+def test_termination_message_and_a_memory_backed_empty_dir(oci: OciCluster) -> None:
+    oci.run_pod("last-words", "df -t tmpfs /scratch | grep -q /scratch && "
+                "echo tmpfs-ok > /dev/termination-log; exit 3", wait=False, extra="""\
+    volumeMounts: [{name: scratch, mountPath: /scratch}]
+  volumes: [{name: scratch, emptyDir: {medium: Memory, sizeLimit: 8Mi}}]
+  restartPolicy: Never
+""")
+    oci.wait_for(lambda: oci.jsonpath("pod/last-words", "{.status.phase}") == "Failed",
+                 what="the pod to fail")
+    terminated = json.loads(oci.jsonpath(
+        "pod/last-words", "{.status.containerStatuses[0].state.terminated}"))
+    assert (terminated["exitCode"], terminated["message"]) == (3, "tmpfs-ok\n"), terminated
+    uid = oci.jsonpath("pod/last-words", "{.metadata.uid}")
+    oci.kubectl("delete", "pod", "last-words", "--timeout=60s")
+    oci.wait_for(lambda: uid not in Path("/proc/self/mountinfo").read_text(),
+                 what="the tmpfs to be unmounted")
+
+
 def test_a_missing_image_backs_off_with_the_registrys_error(oci: OciCluster) -> None:
     oci.run_pod("missing", "true", image=oci.image("nope", "1.0"), wait=False)
 
@@ -292,7 +310,7 @@ def test_deleting_a_pod_removes_its_cgroups_mounts_netns_and_ip(oci: OciCluster)
     uid = oci.jsonpath("pod/gone", "{.metadata.uid}")
     ip = oci.jsonpath("pod/gone", "{.status.podIP}")
     cid = oci.jsonpath("pod/gone", "{.status.containerStatuses[0].containerID}").split("//")[1]
-    cgroup = Path(f"/sys/fs/cgroup/memory/pyk8s/pod{uid}")
+    cgroup = Path(f"/sys/fs/cgroup/memory/pyk8s/burstable/pod{uid}")  # by QoS class
     assert cgroup.exists()
     state = str(oci.cluster.data_dir / "kubelet" / "runtime")
     reservations = Path(state) / "cni"

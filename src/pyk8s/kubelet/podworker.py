@@ -25,7 +25,7 @@ import hashlib
 import logging
 import math
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from pyk8s.kubelet.envvars import (
 )
 from pyk8s.kubelet.events import EventRecorder
 from pyk8s.kubelet.lifecycle import describe, pre_stop, run_hook
+from pyk8s.kubelet.logs import LogOptions, read_log
 from pyk8s.kubelet.prober import Kind, ProbeSpec, ProbeWorker, Result, run_probe
 from pyk8s.kubelet.securitycontext import port_mappings_of, security_of
 from pyk8s.kubelet.settings import KubeletSettings
@@ -56,6 +57,7 @@ from pyk8s.runtime import (
     ContainerConfig,
     ContainerState,
     ContainerStatus,
+    Mount,
     PodSandboxConfig,
     Resources,
     Runtime,
@@ -106,6 +108,15 @@ def pod_ref(pod: Obj) -> str:
     return f"{meta['name']}_{meta.get('namespace', '')}({meta.get('uid', '')})"
 
 
+def cgroup_parent(pod: Obj) -> str:
+    """Upstream's cgroup layout by QoS class, under ``pyk8s`` rather than ``kubepods``:
+    ``pyk8s/pod<uid>`` (Guaranteed), ``pyk8s/burstable/pod<uid>``,
+    ``pyk8s/besteffort/pod<uid>``."""
+    qos = (pod.get("status") or {}).get("qosClass") or "BestEffort"
+    uid = pod["metadata"]["uid"]
+    return f"pyk8s/pod{uid}" if qos == "Guaranteed" else f"pyk8s/{qos.lower()}/pod{uid}"
+
+
 def resources_of(container: Obj) -> Resources:
     limits = (container.get("resources") or {}).get("limits") or {}
     requests = (container.get("resources") or {}).get("requests") or {}
@@ -135,6 +146,7 @@ class PodWorker:
         self._waiting: dict[str, tuple[str, str]] = {}
         self._failed_at: dict[str, datetime] = {}
         self._backoff_reported: set[str] = set()
+        self._termination_messages: dict[str, str] = {}
         self._pull_errors: dict[str, tuple[datetime, str]] = {}
         """Per ``<uid>_<image>``: when the last pull failed, and why."""
         self._probes: dict[tuple[str, Kind], ProbeWorker] = {}
@@ -295,7 +307,8 @@ class PodWorker:
                     labels={LABEL_POD_UID: self.uid, LABEL_POD_NAME: meta["name"],
                             LABEL_POD_NAMESPACE: meta["namespace"]},
                     port_mappings=port_mappings_of(pod),
-                    host_network=spec.get("hostNetwork") is True))
+                    host_network=spec.get("hostNetwork") is True,
+                    cgroup_parent=cgroup_parent(pod)))
             except RuntimeOperationError as exc:
                 # Upstream's words: the network plugin not ready yet, else the sandbox failed.
                 if exc.reason == "NetworkNotReady":
@@ -436,6 +449,7 @@ class PodWorker:
             env = await container_env(self._with_ips(pod), c, ctx.client.get, ctx.allocatable,
                                       await self._service_env(pod))
             mounts = ctx.volumes.mounts(c, self._volume_paths)
+            mounts += self._termination_mount(c, attempt, mounts)
         except (ConfigError, VolumeError) as exc:
             self._fail_create(pod, c, "CreateContainerConfigError", str(exc))
             return
@@ -696,12 +710,53 @@ class PodWorker:
 
     # ---- status -----------------------------------------------------------------------------
 
+    # ---- termination messages ---------------------------------------------------------------
+
+    def _termination_file(self, name: str, attempt: int) -> Path:
+        return self.ctx.volumes.pod_dir(self.uid) / "containers" / name / str(attempt)
+
+    def _termination_mount(self, c: Obj, attempt: int, mounts: list[Mount]) -> list[Mount]:
+        """A host file at ``terminationMessagePath`` (upstream: under the pod's directory),
+        where the container has a root filesystem of its own to put it in."""
+        path = c.get("terminationMessagePath") or "/dev/termination-log"
+        if not self.ctx.runtime.info().own_root_filesystem \
+                or any(m.container_path.rstrip("/") == path.rstrip("/") for m in mounts):
+            return []
+        host = self._termination_file(c["name"], attempt)
+        host.parent.mkdir(parents=True, exist_ok=True)
+        host.touch()
+        host.chmod(0o666)  # any user the container runs as may write it
+        return [Mount(path, str(host))]
+
+    def _with_termination_message(self, c: Obj, status: ContainerStatus | None
+                                  ) -> ContainerStatus | None:
+        """An exited container's message: what it wrote to its termination file (at most
+        4096 bytes), else with ``FallbackToLogsOnError`` and a failure the end of its log
+        (80 lines, 2048 bytes), as upstream."""
+        if status is None or status.state != ContainerState.EXITED:
+            return status
+        cached = self._termination_messages.get(status.id)
+        if cached is None:
+            cached = ""
+            with contextlib.suppress(OSError), \
+                    self._termination_file(c["name"], status.attempt).open("rb") as f:
+                cached = f.read(4096).decode(errors="replace")
+            if not cached and status.exit_code != 0 and \
+                    c.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+                with contextlib.suppress(OSError):
+                    data, _ = read_log(Path(status.log_path), LogOptions(tail_lines=80))
+                    cached = data[-2048:].decode(errors="replace")
+            self._termination_messages[status.id] = cached
+        return replace(status, message=cached) if cached else status
+
     def _views(self, pod: Obj, containers: list[ContainerStatus], key: str,
                default_waiting: str) -> list[Obj]:
         current = podstatus.latest_by_name(containers)
         out = []
         for c in (pod.get("spec") or {}).get(key) or []:
             latest, previous = current.get(c["name"], (None, None))
+            latest = self._with_termination_message(c, latest)
+            previous = self._with_termination_message(c, previous)
             waiting = self._waiting.get(c["name"])
             if latest is not None and latest.state == ContainerState.RUNNING:
                 waiting = None
@@ -711,7 +766,8 @@ class PodWorker:
                 ready=latest is not None and self._ready(c, latest.id),
                 started=latest is not None and self._started(c, latest.id),
                 restart_count=latest.attempt if latest is not None else 0)
-            out.append(podstatus.container_status(view, default_waiting))
+            out.append(podstatus.container_status(view, default_waiting,
+                                                  self.ctx.runtime.info().name))
         return out
 
     async def compute_status(self, pod: Obj, terminal: bool) -> Obj:

@@ -19,6 +19,7 @@ import base64
 import contextlib
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +31,7 @@ from pyk8s.kubelet.envvars import (
     ConfigError,
     Getter,
     field_ref,
+    parse_quantity,
     resource_field_ref,
 )
 from pyk8s.machinery.errors import ApiError
@@ -169,6 +171,8 @@ class VolumeManager:
             if "emptyDir" in vol:
                 path = base / "kubernetes.io~empty-dir" / name
                 path.mkdir(parents=True, exist_ok=True)
+                if (vol["emptyDir"] or {}).get("medium") == "Memory":
+                    self._tmpfs(path, (vol["emptyDir"] or {}).get("sizeLimit"))
                 path.chmod(0o777)
             elif "hostPath" in vol:
                 path = Path(vol["hostPath"].get("path", ""))
@@ -242,5 +246,37 @@ class VolumeManager:
             out.append(Mount(vm["mountPath"], host, bool(vm.get("readOnly"))))
         return out
 
+    def _tmpfs(self, path: Path, size_limit: str | None) -> None:
+        """``medium: Memory``: a tmpfs, sized by ``sizeLimit`` or else the node's allocatable
+        memory (upstream), mounted once."""
+        if _mounted(path):
+            return
+        if os.geteuid() != 0:
+            raise VolumeError("emptyDir with medium Memory needs a tmpfs mount, which needs "
+                              "root")
+        size = size_limit or self.allocatable.get("memory")
+        options = "mode=0777" + (f",size={int(parse_quantity(size))}" if size else "")
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise VolumeError(f"mount tmpfs at {path}: {proc.stderr.strip()}")
+
     def cleanup(self, uid: str) -> None:
-        shutil.rmtree(self.pod_dir(uid), ignore_errors=True)
+        pod_dir = self.pod_dir(uid)
+        for mount in sorted(_mounts_under(pod_dir), reverse=True):
+            subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
+        shutil.rmtree(pod_dir, ignore_errors=True)
+
+
+def _mounts_under(directory: Path) -> list[str]:
+    prefix = str(directory.resolve()) + "/"
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    return [point for line in lines
+            if (point := line.split()[4].replace("\\040", " ")).startswith(prefix)]
+
+
+def _mounted(path: Path) -> bool:
+    return str(path.resolve()) in _mounts_under(path.parent)

@@ -231,6 +231,9 @@ class RuntimeInfo:
     """A one-line, user-facing description of what the runtime isolates."""
     pulls_images: bool = True
     """False for a runtime that runs host binaries: ``imagePullPolicy`` has no meaning."""
+    own_root_filesystem: bool = True
+    """Containers see their own ``/`` (a file can be mounted at any path in it, such as
+    ``/dev/termination-log``); False where they share the host's."""
 
 
 @runtime_checkable

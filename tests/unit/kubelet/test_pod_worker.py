@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import dataclasses
+import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +45,8 @@ class FakeRuntime:
         self.missing_images: set[str] = set()
         self.pull_errors: dict[str, str] = {}
         self.pulls: list[str] = []
+        self.configs: dict[str, ContainerConfig] = {}
+        self.log_dir = Path(tempfile.mkdtemp())
 
     def info(self) -> RuntimeInfo:
         return RuntimeInfo("fake", "fake://1", "none")
@@ -81,9 +84,11 @@ class FakeRuntime:
         if not config.command:
             raise RuntimeOperationError("CreateContainerError", "no command")
         cid = uuid.uuid4().hex
+        self.configs[cid] = config
         self.containers[cid] = ContainerStatus(
             cid, sandbox_id, config.name, config.attempt, ContainerState.CREATED, config.image,
             config.image, self.clock.now(), labels=dict(config.labels),
+            log_path=str(self.log_dir / f"{cid}.log"),
             annotations={**config.annotations, "env": repr(sorted(config.env.items()))})
         return cid
 
@@ -494,3 +499,32 @@ def test_a_sandbox_waits_for_the_network(tmp_path: Path) -> None:
     ready = True
     status = h.sync()
     assert status["phase"] == "Running" and status["podIP"] == "1.2.3.4"
+
+
+def test_the_termination_message_comes_from_the_mounted_file(tmp_path: Path) -> None:
+    h = Harness(tmp_path, restartPolicy="Never")
+    h.sync()
+    c = h.runtime.latest("c")
+    [mount] = [m for m in h.runtime.configs[c.id].mounts
+               if m.container_path == "/dev/termination-log"]
+    Path(mount.host_path).write_text("the reason I stopped")
+    h.runtime.exit("c", 3)
+    h.clock.advance(1)
+    state = h.container(h.sync())["state"]["terminated"]
+    assert (state["exitCode"], state["message"]) == (3, "the reason I stopped")
+
+
+def test_fallback_to_logs_on_error_uses_the_end_of_the_log(tmp_path: Path) -> None:
+    h = Harness(tmp_path, restartPolicy="Never")
+    h.pod["spec"]["containers"][0].update(terminationMessagePolicy="FallbackToLogsOnError",
+                                          terminationMessagePath="/tmp/msg")
+    h.sync()
+    c = h.runtime.latest("c")
+    assert [m.container_path for m in h.runtime.configs[c.id].mounts] == ["/tmp/msg"]
+    lines = b"".join(b"2026-01-01T00:00:00.000000000Z stderr F line %d\n" % i
+                     for i in range(100))
+    Path(c.log_path).write_bytes(lines)
+    h.runtime.exit("c", 1)
+    h.clock.advance(1)
+    message = h.container(h.sync())["state"]["terminated"]["message"]
+    assert message.startswith("line 20\n") and message.endswith("line 99\n")

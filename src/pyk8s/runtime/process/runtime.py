@@ -92,7 +92,7 @@ class ProcessRuntime:
 
     def info(self) -> RuntimeInfo:
         return RuntimeInfo("process", f"process://{VERSION}", "process (no isolation)",
-                           pulls_images=False)
+                           pulls_images=False, own_root_filesystem=False)
 
     @property
     def can_mount(self) -> bool:
