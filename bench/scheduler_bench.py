@@ -11,8 +11,15 @@ Prints one JSON object per line on stdout (progress on stderr):
   pods created first, then a ``Scheduler`` in this process; time from its start until the
   last pod is seen bound through a watch. Needs the server to start (skip with ``--no-e2e``).
 
+The pods belong to 10 ReplicaSets (so PodTopologySpread's system defaults apply) and all
+nodes are alike, as in a cluster scaling out one kind of workload. Every figure carries
+``cpu_ms_per_pod`` (process CPU time per scheduled pod), the figure to compare on a busy
+machine; ``--repeat N`` runs the in-process benches N times and adds a ``summary`` line per
+bench with the median and the best of the runs.
+
     .venv/bin/python bench/scheduler_bench.py                 # 1000 pods, 100 nodes
     .venv/bin/python bench/scheduler_bench.py --pods 200 --no-e2e
+    .venv/bin/python bench/scheduler_bench.py --nodes 5000 --no-e2e --repeat 5
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -75,7 +83,7 @@ def make_pod(i: int, namespace: str = "default") -> dict[str, Any]:
             "status": {"phase": "Pending"}}
 
 
-def bench_algorithm(pods: int, nodes: int) -> None:
+def bench_algorithm(pods: int, nodes: int) -> dict[str, Any]:
     cache = Cache()
     for i in range(nodes):
         cache.add_node(make_node(i))
@@ -92,10 +100,18 @@ def bench_algorithm(pods: int, nodes: int) -> None:
             cache.assume_pod(info, result.node)
             placed += 1
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    emit(bench="algorithm", pods=pods, nodes=nodes, scheduled=placed,
-         seconds=round(elapsed, 3), cpu_seconds=round(cpu, 3),
-         pods_per_second=round(placed / elapsed, 1),
-         pods_per_cpu_second=round(placed / cpu, 1))
+    return figures("algorithm", pods, nodes, placed, elapsed, cpu)
+
+
+def figures(bench: str, pods: int, nodes: int, scheduled: int, elapsed: float,
+            cpu: float) -> dict[str, Any]:
+    result = {"bench": bench, "pods": pods, "nodes": nodes, "scheduled": scheduled,
+              "seconds": round(elapsed, 3), "cpu_seconds": round(cpu, 3),
+              "pods_per_second": round(scheduled / elapsed, 1),
+              "pods_per_cpu_second": round(scheduled / cpu, 1),
+              "cpu_ms_per_pod": round(1000 * cpu / max(scheduled, 1), 3)}
+    emit(**result)
+    return result
 
 
 class InstantClient:
@@ -118,7 +134,7 @@ class InstantClient:
         return {}
 
 
-async def bench_loop(pods: int, nodes: int) -> None:
+async def bench_loop(pods: int, nodes: int) -> dict[str, Any]:
     client = InstantClient()
     sched = Scheduler(client, SchedulerSettings(), rng=random.Random(0))  # type: ignore[arg-type]
     for i in range(nodes):
@@ -132,10 +148,7 @@ async def bench_loop(pods: int, nodes: int) -> None:
         await sched.schedule_one(qinfo)
     await sched.wait_idle()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    emit(bench="loop", pods=pods, nodes=nodes, scheduled=client.bound,
-         seconds=round(elapsed, 3), cpu_seconds=round(cpu, 3),
-         pods_per_second=round(client.bound / elapsed, 1),
-         pods_per_cpu_second=round(client.bound / cpu, 1))
+    return figures("loop", pods, nodes, client.bound, elapsed, cpu)
 
 
 async def bench_e2e(pods: int, nodes: int) -> None:
@@ -185,14 +198,30 @@ async def bench_e2e(pods: int, nodes: int) -> None:
             cluster.stop()
 
 
+def summarize(runs: list[dict[str, Any]]) -> None:
+    if len(runs) < 2:
+        return
+    cpu = sorted(r["cpu_ms_per_pod"] for r in runs)
+    rate = sorted(r["pods_per_second"] for r in runs)
+    emit(bench=runs[0]["bench"], summary=True, runs=len(runs), pods=runs[0]["pods"],
+         nodes=runs[0]["nodes"], cpu_ms_per_pod_median=statistics.median(cpu),
+         cpu_ms_per_pod_best=cpu[0], pods_per_second_median=statistics.median(rate),
+         pods_per_second_best=rate[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", type=int, default=1000)
     parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--no-e2e", action="store_true")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each in-process bench")
     args = parser.parse_args()
-    bench_algorithm(args.pods, args.nodes)
-    asyncio.run(bench_loop(args.pods, args.nodes))
+    algorithm, loop = [], []
+    for _ in range(max(args.repeat, 1)):
+        algorithm.append(bench_algorithm(args.pods, args.nodes))
+        loop.append(asyncio.run(bench_loop(args.pods, args.nodes)))
+    summarize(algorithm)
+    summarize(loop)
     if not args.no_e2e:
         asyncio.run(bench_e2e(args.pods, args.nodes))
 

@@ -7,9 +7,17 @@ the unit tests drive it directly:
 - Filter visits nodes round-robin from where the previous cycle stopped and stops once it has
   found ``num_feasible_nodes_to_find`` nodes (upstream's ``percentageOfNodesToScore``: all of
   them below 100 nodes, else an adaptive ``50% - nodes/125`` with a 5% floor and at least
-  100 nodes), so large clusters do not pay for scoring every node;
+  100 nodes; one node if no plugin scores), so large clusters do not pay for scoring every
+  node. The next cycle starts after the last node this one visited;
+- nodes are filtered in chunks of consecutive snapshot positions
+  (``Framework.run_filter_nodes``, plugin by plugin over a chunk, reading the snapshot's
+  columns), each as large as the number of feasible nodes still wanted, and the chunk's
+  verdicts are read in node order up to the node that completes the count. Verdicts past it
+  are dropped, so the nodes searched, the statuses reported and the next start index are
+  exactly those of a node-by-node search; only some filter work past the stop is wasted.
+  The feasible nodes go on to PreScore and Score as a :class:`~.columns.NodeBatch`;
 - a single feasible node is taken without scoring; otherwise the highest total score wins,
-  ties broken uniformly at random (reservoir sampling, as upstream's ``selectHost``).
+  ties broken uniformly at random (as upstream's ``selectHost``).
 
 The outcome is a value: a node name, or a :class:`FitError` (every node said no; its
 message is what users see), or an ``Error`` status.
@@ -18,15 +26,16 @@ message is what users see), or an ``Error`` status.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from pyk8s.scheduler.columns import NodeBatch
 from pyk8s.scheduler.framework import (
     Code,
     CycleState,
     Diagnosis,
     FitError,
     Framework,
-    NodeInfo,
     PodInfo,
     Snapshot,
     Status,
@@ -36,6 +45,7 @@ __all__ = ["GenericScheduler", "ScheduleResult", "num_feasible_nodes_to_find"]
 
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
+MIN_FILTER_CHUNK = 16  # nodes filtered per batch when only a few more feasible ones are wanted
 NO_NODES_AVAILABLE = "no nodes available to schedule pods"
 
 
@@ -88,23 +98,26 @@ class GenericScheduler:
         status = fwk.run_pre_score(state, pod, feasible)
         if not status.is_success:
             return ScheduleResult(status=status)
-        scores, status = fwk.run_score(state, pod, feasible)
+        totals, status = fwk.run_score(state, pod, feasible)
         if not status.is_success:
             return ScheduleResult(status=status)
-        return ScheduleResult(self.select_host(scores), evaluated, len(feasible))
+        best = feasible[self.select_host(totals)].name
+        return ScheduleResult(best, evaluated, len(feasible))
 
     def find_nodes_that_fit(self, fwk: Framework, state: CycleState, pod: PodInfo,
-                            snapshot: Snapshot) -> tuple[list[NodeInfo], Diagnosis, Status]:
+                            snapshot: Snapshot) -> tuple[NodeBatch, Diagnosis, Status]:
         diagnosis = Diagnosis()
         all_nodes = snapshot.node_infos
+        columns = snapshot.columns
+        none = NodeBatch(columns, [])
         result, status = fwk.run_pre_filter(state, pod, all_nodes)
         if not status.is_success:
             if status.code == Code.ERROR:
-                return [], diagnosis, status
+                return none, diagnosis, status
             diagnosis.pre_filter_msg = status.message
             diagnosis.node_statuses = dict.fromkeys((n.name for n in all_nodes), status)
             diagnosis.unschedulable_plugins.add(status.plugin)
-            return [], diagnosis, Status()
+            return none, diagnosis, Status()
 
         nominated = (pod.pod.get("status") or {}).get("nominatedNodeName")
         if nominated:
@@ -112,50 +125,84 @@ class GenericScheduler:
             if (node is not None and (result is None or result.node_names is None
                                       or nominated in result.node_names)
                     and fwk.run_filter_with_nominated_pods(state, pod, node).is_success):
-                return [node], diagnosis, Status()
+                return NodeBatch.of_positions(columns, [columns.index[nominated]]), \
+                    diagnosis, Status()
 
-        nodes: list[NodeInfo] = all_nodes
+        # The positions to visit, in order: every node, or those PreFilter narrowed to.
+        order: Sequence[int] = range(len(all_nodes))
         if result is not None and result.node_names is not None:
-            nodes = [n for n in (snapshot.get(name) for name in sorted(result.node_names))
-                     if n is not None]
+            index = columns.index
+            order = [index[name] for name in sorted(result.node_names) if name in index]
             for node in all_nodes:
                 if node.name not in result.node_names:
                     diagnosis.node_statuses[node.name] = Status.unresolvable(
                         "node is filtered out by the prefilter result")
-        if not nodes:
-            return [], diagnosis, Status()
+        if not order:
+            return none, diagnosis, Status()
         percentage = fwk.profile.percentage_of_nodes_to_score
+        count = len(order)
         to_find = num_feasible_nodes_to_find(
-            self.percentage if percentage is None else percentage, len(nodes))
-        feasible: list[NodeInfo] = []
-        count = len(nodes)
+            self.percentage if percentage is None else percentage, count)
+        if not fwk.score_plugins:
+            to_find = 1  # nothing would tell feasible nodes apart (upstream's hasScoring)
+        runs: list[range] = []  # the feasible positions, as runs of consecutive ones
+        found = 0
+        statuses = diagnosis.node_statuses
+        nodes = columns.nodes
         start = self.next_start_node_index % count
         processed = 0
-        for i in range(count):
-            node = nodes[(start + i) % count]
-            processed += 1
-            status = fwk.run_filter_with_nominated_pods(state, pod, node)
-            if status.code == Code.SUCCESS:
-                feasible.append(node)
-                if len(feasible) >= to_find:
+        error: Status | None = None
+        while processed < count and found < to_find and error is None:
+            begin = (start + processed) % count
+            # A chunk never wraps around: the wrapped part is the next chunk.
+            size = min(count - processed, count - begin, max(to_find - found, MIN_FILTER_CHUNK))
+            chunk = order[begin:begin + size]
+            batch = NodeBatch.of_positions(columns, chunk)
+            rejected = fwk.run_filter_nodes(state, pod, batch)
+            if not rejected:
+                take = min(size, to_find - found)
+                _extend(runs, batch.runs if take == size else batch.subset(range(take)).runs)
+                found += take
+                processed += take
+                continue
+            accepted: list[int] = []
+            for position in chunk:
+                status = rejected.get(position)
+                if status is None:
+                    accepted.append(position)
+                    processed += 1
+                    if found + len(accepted) >= to_find:
+                        break
+                elif status.code == Code.ERROR:
+                    error = status
                     break
-            elif status.code == Code.ERROR:
-                return [], diagnosis, status
-            else:
-                diagnosis.node_statuses[node.name] = status
-                diagnosis.unschedulable_plugins.add(status.plugin)
-        self.next_start_node_index = (start + processed) % count
-        return feasible, diagnosis, Status()
+                else:
+                    statuses[nodes[position].name] = status
+                    diagnosis.unschedulable_plugins.add(status.plugin)
+                    processed += 1
+            _extend(runs, NodeBatch.of_positions(columns, accepted).runs)
+            found += len(accepted)
+        # As upstream: advance by the nodes visited (even after an error), modulo all nodes.
+        self.next_start_node_index = (self.next_start_node_index + processed) % len(all_nodes)
+        if error is not None:
+            return none, diagnosis, error
+        return NodeBatch(columns, runs), diagnosis, Status()
 
-    def select_host(self, scores: dict[str, int]) -> str:
-        best = ""
-        best_score = -1
-        ties = 0
-        for name, score in scores.items():
-            if score > best_score:
-                best, best_score, ties = name, score, 1
-            elif score == best_score:
-                ties += 1
-                if self.rng.randrange(ties) == 0:
-                    best = name
-        return best
+    def select_host(self, totals: Sequence[int]) -> int:
+        """The position of the highest total; among equals, one uniformly at random."""
+        best = max(totals)
+        ties = totals.count(best)
+        at = totals.index(best)
+        if ties > 1:  # the pick-th of the ties, each found by a scan in C
+            for _ in range(self.rng.randrange(ties)):
+                at = totals.index(best, at + 1)
+        return at
+
+
+def _extend(runs: list[range], more: list[range]) -> None:
+    """Append runs of positions, merging a run that continues the last one."""
+    for run in more:
+        if runs and runs[-1].stop == run.start:
+            runs[-1] = range(runs[-1].start, run.stop)
+        else:
+            runs.append(run)

@@ -5,7 +5,9 @@ cycle picks a node, the pod is **assumed** there at once: its requests, ports an
 count on the node for the next cycle, although the binding is still in flight and its watch
 event has not arrived. Then:
 
-- the pod's informer event (``spec.nodeName`` set) *confirms* the assumption;
+- the pod's informer event (``spec.nodeName`` set) *confirms* the assumption (the pod object
+  is swapped, its parsed requests kept: nothing is recounted unless the spec, labels, owners
+  or deletion mark changed; the kubelet's status reports take the same path);
 - a failed binding *forgets* it (the resources are free again);
 - an assumption whose binding finished but whose event never came *expires* after
   ``ttl`` seconds (0: never), so a lost event cannot leak capacity forever.
@@ -13,6 +15,11 @@ event has not arrived. Then:
 Terminal pods (``Succeeded``/``Failed``) hold no resources and are not kept. A node deleted
 while pods are still on it keeps an entry without a Node until they go (upstream does the
 same), but only nodes with a Node object are offered to cycles.
+
+The cache keeps one :class:`~.snapshot.Snapshot` until a node is removed (a new node is
+appended to it) and keeps it current as it changes nodes and pods: each changed NodeInfo's
+row in the snapshot's columns, the per-controller pod counts (per node and per label value)
+and the nodes running pods with affinity terms (:class:`~.snapshot.Indexes`).
 
 Concurrency: one event loop; the cache is mutated only by informer callbacks and the
 scheduling loop, never during a cycle's synchronous filter/score phase. Objects from the
@@ -27,7 +34,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyk8s.client.clock import SYSTEM_CLOCK, Clock
-from pyk8s.scheduler.nodeinfo import NodeInfo, OwnerKey, PodInfo, Snapshot
+from pyk8s.scheduler.nodeinfo import NodeInfo, PodInfo
+from pyk8s.scheduler.snapshot import Indexes, Snapshot
 
 __all__ = ["Cache", "is_terminal"]
 
@@ -56,8 +64,12 @@ class Cache:
         self._nodes: dict[str, NodeInfo] = {}
         self._pods: dict[str, _PodState] = {}
         self._snapshot: Snapshot | None = None
-        # (namespace, controller uid) -> node name -> live pods: PodTopologySpread's defaults.
-        self._owners: dict[OwnerKey, dict[str, int]] = {}
+        # Kept current for the snapshots (see Indexes): PodTopologySpread's defaults read
+        # pods by controller owner, InterPodAffinity the nodes with affinity pods.
+        self._indexes = Indexes()
+        self._owners = self._indexes.owners
+        self._owner_labels = self._indexes.owner_labels
+        self._affinity = self._indexes.affinity
 
     # --- nodes ---------------------------------------------------------------------------
 
@@ -67,9 +79,21 @@ class Cache:
         if info is None:
             info = self._nodes[name] = NodeInfo()
         had_node = info.node is not None
+        old_labels = info.labels
         info.set_node(node)
+        snapshot = self._snapshot
         if not had_node:
-            self._snapshot = None
+            self._owner_labels.clear()
+            if snapshot is not None:
+                snapshot.add(info)
+                snapshot.labels_changed()
+        else:
+            if info.labels != old_labels:
+                self._owner_labels.clear()
+                if snapshot is not None:
+                    snapshot.labels_changed()
+            if snapshot is not None:
+                snapshot.changed(info)
         return info
 
     def update_node(self, old: Obj, new: Obj) -> NodeInfo:
@@ -85,6 +109,7 @@ class Cache:
         else:
             del self._nodes[name]
         self._snapshot = None
+        self._owner_labels.clear()
 
     def node_info(self, name: str) -> NodeInfo | None:
         return self._nodes.get(name)
@@ -99,6 +124,14 @@ class Cache:
         node = (pod.get("spec") or {}).get("nodeName") or ""
         current = self._pods.get(info.uid)
         if current is not None:
+            holder = self._nodes.get(node)
+            if (current.node == node and holder is not None and info.uid in holder.pods
+                    and current.info.same_placement(info)):
+                # The binding confirmed, or a status report: the node's accounting stands.
+                info.adopt(current.info)
+                holder.replace_pod(info)
+                self._pods[info.uid] = _PodState(info, node)
+                return
             self._remove_from(current.node, info.uid)
         self._add_to(node, info)
         self._pods[info.uid] = _PodState(info, node)
@@ -151,10 +184,10 @@ class Cache:
     # --- views ---------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        """The nodes with a Node object; the same Snapshot until a node comes or goes."""
+        """The nodes with a Node object; the same Snapshot until a node goes."""
         if self._snapshot is None:
             self._snapshot = Snapshot([n for n in self._nodes.values() if n.node is not None],
-                                      self._owners)
+                                      self._indexes)
         return self._snapshot
 
     def pod_count(self) -> int:
@@ -172,16 +205,34 @@ class Cache:
         if pod.uid in info.pods:
             self._remove_from(node, pod.uid)
         info.add_pod(pod)
+        snapshot = self._snapshot
+        if snapshot is not None:
+            snapshot.changed(info)
+        if pod.has_affinity:
+            self._affinity[node] = info
         key = pod.owner_key
         if key is not None:
             per_node = self._owners.setdefault(key, {})
             per_node[node] = per_node.get(node, 0) + 1
+            if snapshot is not None:
+                snapshot.owner_changed(key, node, 1)
+            by_label = self._owner_labels.get(key)
+            if by_label and info.node is not None:
+                for label, counts in by_label.items():
+                    value = info.labels.get(label)
+                    if value is not None:
+                        counts[value] = counts.get(value, 0) + 1
 
     def _remove_from(self, node: str, uid: str) -> None:
         info = self._node(node)
         pod = info.pods.get(uid)
         if pod is None or not info.remove_pod(uid):
             return
+        snapshot = self._snapshot
+        if snapshot is not None:
+            snapshot.changed(info)
+        if pod.has_affinity and not info.pods_with_affinity:
+            self._affinity.pop(node, None)
         key = pod.owner_key
         if key is not None:
             per_node = self._owners[key]
@@ -191,6 +242,22 @@ class Cache:
                 del per_node[node]
                 if not per_node:
                     del self._owners[key]
+                    self._owner_labels.pop(key, None)
+                    if snapshot is not None:
+                        snapshot.owner_gone(key)
+                    return
+            if snapshot is not None:
+                snapshot.owner_changed(key, node, -1)
+            by_label = self._owner_labels.get(key)
+            if by_label and info.node is not None:
+                for label, counts in by_label.items():
+                    value = info.labels.get(label)
+                    if value is not None:
+                        left = counts.get(value, 0) - 1
+                        if left > 0:
+                            counts[value] = left
+                        else:
+                            counts.pop(value, None)
 
     def _detach(self, uid: str, node: str) -> None:
         if node not in self._nodes:

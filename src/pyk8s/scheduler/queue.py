@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -289,6 +289,10 @@ class SchedulingQueue:
             pods.pop(uid, None)
             if not pods:
                 self._nominated.pop(node, None)
+
+    def nominated_nodes(self) -> Collection[str]:
+        """The nodes some pod is nominated to (a live view)."""
+        return self._nominated.keys()
 
     def nominated_pods_for_node(self, node: str) -> list[PodInfo]:
         pods = self._nominated.get(node)

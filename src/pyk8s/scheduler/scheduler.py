@@ -128,6 +128,7 @@ class Scheduler:
             plugin_events=events)
         for fwk in self.frameworks.values():
             fwk.handle.nominated_pods = self.queue.nominated_pods_for_node
+            fwk.handle.nominated_nodes = self.queue.nominated_nodes
             fwk.handle.record_event = self._event_soon
         self.algorithm = GenericScheduler(s.percentage_of_nodes_to_score, self.rng)
         self._live_pods: dict[str, Obj] = {}  # uid -> latest pending pod, for failure reports

@@ -7,9 +7,10 @@ from typing import Any
 
 from pyk8s.machinery.errors import ApiError
 from pyk8s.scheduler.framework import CycleState, Framework, Handle
-from pyk8s.scheduler.nodeinfo import NodeInfo, PodInfo, Snapshot
+from pyk8s.scheduler.nodeinfo import NodeInfo, PodInfo
 from pyk8s.scheduler.plugins.registry import in_tree_registry
 from pyk8s.scheduler.settings import Profile
+from pyk8s.scheduler.snapshot import Snapshot
 
 _uids = itertools.count(1)
 

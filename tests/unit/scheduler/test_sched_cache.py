@@ -45,6 +45,33 @@ def test_assume_then_confirm() -> None:
     assert cache.node_info("a").requested["cpu"] == 1000  # type: ignore[union-attr]
 
 
+def test_confirmations_and_status_reports_keep_the_accounting() -> None:
+    cache = Cache(FakeClock())
+    cache.add_node(node("a"))
+    p = pod("p", "1", labels={"app": "web"}, owner="rs")
+    assumed = cache.assume_pod(PodInfo(p), "a")
+    assert assumed.requests == {"cpu": 1000}
+    info = cache.node_info("a")
+    assert info is not None
+    generation = info.generation
+    bound = {**p, "spec": {**p["spec"], "nodeName": "a"}}
+    running = {**bound, "status": {"phase": "Running", "startTime": "2026-01-01T00:00:01Z"}}
+    for update in (bound, running):
+        cache.add_pod(update)
+        held = info.pods[assumed.uid]
+        assert held.pod is update and not cache.is_assumed(assumed.uid)
+        assert "requests" in held.__dict__  # taken over from the assumed pod, not parsed again
+    assert info.generation == generation and info.requested == {"cpu": 1000}
+    relabelled = {**running, "metadata": {**p["metadata"], "labels": {"app": "db"}}}
+    cache.add_pod(relabelled)
+    assert info.generation > generation and info.pods[assumed.uid].labels == {"app": "db"}
+    bigger = {**relabelled, "spec": {**relabelled["spec"], "containers": [
+        {"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "2"}}}]}}
+    cache.add_pod(bigger)
+    assert info.requested == {"cpu": 2000}
+    assert cache.snapshot().pods_by_owner(("default", "owner-rs")) == {"a": 1}
+
+
 def test_forget_after_failed_binding() -> None:
     cache = Cache(FakeClock())
     cache.add_node(node("a"))
@@ -97,7 +124,7 @@ def _owned(name: str, owner: str, node_name: str = "a", **kw: object) -> dict:
     return pod(name, "100m", owner=owner, node_name=node_name, **kw)  # type: ignore[arg-type]
 
 
-def test_snapshot_is_reused_until_a_node_comes_or_goes() -> None:
+def test_snapshot_is_reused_and_extended_until_a_node_goes() -> None:
     cache = Cache(FakeClock())
     cache.add_node(node("a"))
     first = cache.snapshot()
@@ -105,10 +132,11 @@ def test_snapshot_is_reused_until_a_node_comes_or_goes() -> None:
     cache.update_node(node("a"), node("a", labels={"zone": "z1"}))
     assert cache.snapshot() is first and first.get("a").labels["zone"] == "z1"  # type: ignore[union-attr]
     cache.add_node(node("b"))
-    second = cache.snapshot()
-    assert second is not first and [n.name for n in second.node_infos] == ["a", "b"]
+    assert cache.snapshot() is first and [n.name for n in first.node_infos] == ["a", "b"]
+    assert first.columns.index == {"a": 0, "b": 1}
     cache.remove_node(node("b"))
-    assert [n.name for n in cache.snapshot().node_infos] == ["a"]
+    second = cache.snapshot()
+    assert second is not first and [n.name for n in second.node_infos] == ["a"]
 
 
 def test_pods_are_counted_per_controller_and_node() -> None:
@@ -151,7 +179,8 @@ def test_the_controller_index_follows_moves_deletions_and_assumptions() -> None:
 
 
 def test_a_snapshot_built_from_nodes_counts_their_pods() -> None:
-    from pyk8s.scheduler.nodeinfo import NodeInfo, Snapshot
+    from pyk8s.scheduler.nodeinfo import NodeInfo
+    from pyk8s.scheduler.snapshot import Snapshot
 
     a = NodeInfo(node("a"))
     a.add_pod(PodInfo(_owned("p1", "rs")))

@@ -97,7 +97,7 @@ def test_scores_are_weighted_and_range_checked() -> None:
     fwk = custom(a, b, weights={"A": 3, "B": 1})
     nodes = [NodeInfo(node("x")), NodeInfo(node("y"))]
     totals, status = fwk.run_score(CycleState(), PodInfo(pod("p")), nodes)
-    assert status.is_success and totals == {"x": 130, "y": 150}
+    assert status.is_success and totals == [130, 150]
     bad = custom(Recorder("Bad", score={"x": 101}))
     _, status = bad.run_score(CycleState(), PodInfo(pod("p")), nodes)
     assert status.code == Code.ERROR and "invalid score 101" in status.message
@@ -194,9 +194,9 @@ def test_search_stops_early_and_rotates_start() -> None:
 
 def test_highest_score_wins_and_ties_are_random() -> None:
     algo = GenericScheduler(rng=random.Random(1))
-    assert algo.select_host({"a": 10, "b": 30, "c": 20}) == "b"
-    picks = {algo.select_host({"a": 5, "b": 5, "c": 5}) for _ in range(60)}
-    assert picks == {"a", "b", "c"}
+    assert algo.select_host([10, 30, 20]) == 1
+    picks = {algo.select_host([5, 7, 7, 1, 7]) for _ in range(60)}
+    assert picks == {1, 2, 4}
 
 
 def test_scoring_prefers_the_emptier_node() -> None:

@@ -33,10 +33,12 @@ def scores(plugin: Any, p: dict, *infos: NodeInfo) -> dict[str, int]:
         status = plugin.pre_score(state, pi, list(infos))
         if status.is_skip:
             return {}
-    out = {i.name: plugin.score(state, pi, i)[0] for i in infos}
+    raw = [plugin.score(state, pi, i)[0] for i in infos]
+    if hasattr(plugin, "score_nodes"):
+        assert plugin.score_nodes(state, pi, list(infos)) == raw
     if hasattr(plugin, "normalize_score"):
-        plugin.normalize_score(state, pi, out)
-    return out
+        plugin.normalize_score(state, pi, list(infos), raw)
+    return {i.name: value for i, value in zip(infos, raw, strict=True)}
 
 
 # --- NodeName, NodeUnschedulable -------------------------------------------------------
@@ -339,8 +341,8 @@ def test_system_default_spread_reads_the_caches_controller_index_as_a_scan_would
 
     from pyk8s.scheduler.cache import Cache
     from pyk8s.scheduler.framework import Handle
-    from pyk8s.scheduler.nodeinfo import Snapshot
     from pyk8s.scheduler.plugins.registry import in_tree_registry
+    from pyk8s.scheduler.snapshot import Snapshot
 
     rng = random.Random(7)
     cache = Cache()

@@ -103,15 +103,18 @@ def match_node_selector_terms(terms: Iterable[Obj], node: Obj) -> bool:
     return any(match_node_selector_term(term, node) for term in terms)
 
 
-def default_normalize_score(scores: dict[str, int], reverse: bool = False,
+def default_normalize_score(scores: list[int], reverse: bool = False,
                             max_priority: int = MAX_NODE_SCORE) -> None:
-    """Scale so the best node gets ``max_priority`` (upstream ``DefaultNormalizeScore``);
-    ``reverse`` flips it, for plugins whose raw score counts something bad."""
-    max_count = max(scores.values(), default=0)
+    """Scale (in place) so the best node gets ``max_priority`` (upstream
+    ``DefaultNormalizeScore``); ``reverse`` flips it, for plugins whose raw score counts
+    something bad."""
+    max_count = max(scores, default=0)
     if max_count == 0:
         if reverse:
-            scores.update(dict.fromkeys(scores, max_priority))
+            scores[:] = [max_priority] * len(scores)
         return
-    for name, score in scores.items():
-        scaled = max_priority * score // max_count
-        scores[name] = max_priority - scaled if reverse else scaled
+    if reverse:
+        scores[:] = [max_priority - max_priority * score // max_count for score in scores]
+    else:
+        scores[:] = [max_priority * score // max_count for score in scores]
+

@@ -86,11 +86,17 @@ class InterPodAffinity:
     def _all_nodes(self, nodes: Sequence[NodeInfo]) -> Sequence[NodeInfo]:
         return self.handle.snapshot.node_infos or nodes
 
+    def _affinity_nodes(self, nodes: Sequence[NodeInfo]) -> Sequence[NodeInfo]:
+        """The nodes running pods with affinity terms (the cache's index, not a scan)."""
+        snapshot = self.handle.snapshot
+        if snapshot.node_infos:
+            return snapshot.with_affinity_pods
+        return [n for n in nodes if n.pods_with_affinity]
+
     def pre_filter(self, state: CycleState, pod: PodInfo,
                    nodes: Sequence[NodeInfo]) -> tuple[None, Status]:
-        all_nodes = self._all_nodes(nodes)
         existing_anti: dict[Pair, int] = {}
-        for node, other in _pods(n for n in all_nodes if n.pods_with_affinity):
+        for node, other in _pods(self._affinity_nodes(nodes)):
             for term in other.required_anti_affinity:
                 if term.matches(pod):
                     _bump(existing_anti, term, node)
@@ -101,7 +107,7 @@ class InterPodAffinity:
         affinity: dict[Pair, int] = {}
         anti_affinity: dict[Pair, int] = {}
         if affinity_terms or anti_terms:
-            for node, other in _pods(all_nodes):
+            for node, other in _pods(self._all_nodes(nodes)):
                 if affinity_terms and all(t.matches(other) for t in affinity_terms):
                     for term in affinity_terms:
                         _bump(affinity, term, node)
@@ -138,8 +144,7 @@ class InterPodAffinity:
 
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> Status:
         preferred = pod.preferred_affinity or pod.preferred_anti_affinity
-        all_nodes = self._all_nodes(nodes)
-        scan = all_nodes if preferred else [n for n in all_nodes if n.pods_with_affinity]
+        scan = self._all_nodes(nodes) if preferred else self._affinity_nodes(nodes)
         scores: dict[Pair, int] = {}
         for node, other in _pods(scan):
             for w in pod.preferred_affinity:
@@ -170,13 +175,16 @@ class InterPodAffinity:
         labels = node.labels
         return sum(v for (key, value), v in scores.items() if labels.get(key) == value), SUCCESS
 
-    def normalize_score(self, state: CycleState, pod: PodInfo, scores: dict[str, int]) -> Status:
+    def normalize_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo],
+                        scores: list[int]) -> Status:
         if not scores:
             return SUCCESS
-        lowest, highest = min(scores.values()), max(scores.values())
+        lowest, highest = min(scores), max(scores)
         spread = highest - lowest
-        for name, value in scores.items():
-            scores[name] = int(MAX_NODE_SCORE * (value - lowest) / spread) if spread > 0 else 0
+        if spread > 0:
+            scores[:] = [int(MAX_NODE_SCORE * (value - lowest) / spread) for value in scores]
+        else:
+            scores[:] = [0] * len(scores)
         return SUCCESS
 
 

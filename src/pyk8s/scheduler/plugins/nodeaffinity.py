@@ -107,7 +107,8 @@ class NodeAffinity:
                 total += weight
         return total, SUCCESS
 
-    def normalize_score(self, state: CycleState, pod: PodInfo, scores: dict[str, int]) -> Status:
+    def normalize_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo],
+                        scores: list[int]) -> Status:
         default_normalize_score(scores)
         return SUCCESS
 

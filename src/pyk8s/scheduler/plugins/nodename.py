@@ -6,7 +6,7 @@ node and also reaches the scheduler (or preemption's what-if) is judged consiste
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pyk8s.scheduler.framework import (
@@ -35,6 +35,14 @@ class NodeName:
         if wanted and wanted != node.name:
             return Status.unresolvable(ERR_REASON)
         return SUCCESS
+
+    def filter_nodes(self, state: CycleState, pod: PodInfo,
+                     nodes: Sequence[NodeInfo]) -> list[tuple[int, Status]]:
+        wanted = (pod.pod.get("spec") or {}).get("nodeName")
+        if not wanted:
+            return []
+        status = Status.unresolvable(ERR_REASON)
+        return [(i, status) for i, node in enumerate(nodes) if node.name != wanted]
 
 
 def new(args: Mapping[str, Any], handle: Handle) -> NodeName:

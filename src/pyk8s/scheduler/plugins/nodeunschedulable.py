@@ -7,9 +7,10 @@ do) may still go there, as upstream. No eviction could change the verdict, hence
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pyk8s.scheduler.columns import as_batch
 from pyk8s.scheduler.framework import (
     NODE_CHANGES,
     SUCCESS,
@@ -34,12 +35,23 @@ class NodeUnschedulable:
         return NODE_CHANGES
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status:
-        if not node.unschedulable:
-            return SUCCESS
-        tolerations = (pod.pod.get("spec") or {}).get("tolerations") or ()
-        if any(toleration_tolerates_taint(t, TAINT) for t in tolerations):
+        if not node.unschedulable or _tolerated(pod):
             return SUCCESS
         return Status.unresolvable(ERR_REASON)
+
+    def filter_nodes(self, state: CycleState, pod: PodInfo,
+                     nodes: Sequence[NodeInfo]) -> list[tuple[int, Status]]:
+        batch = as_batch(nodes)
+        cordoned = batch.take(batch.columns.unschedulable)
+        if 1 not in cordoned or _tolerated(pod):
+            return []
+        status = Status.unresolvable(ERR_REASON)
+        return [(j, status) for j, flag in enumerate(cordoned) if flag]
+
+
+def _tolerated(pod: PodInfo) -> bool:
+    tolerations = (pod.pod.get("spec") or {}).get("tolerations") or ()
+    return any(toleration_tolerates_taint(t, TAINT) for t in tolerations)
 
 
 def new(args: Mapping[str, Any], handle: Handle) -> NodeUnschedulable:

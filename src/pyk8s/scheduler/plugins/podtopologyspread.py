@@ -19,9 +19,11 @@ System defaults: a pod without constraints that has a controller owner is spread
 default ``List`` (hostname maxSkew 3, zone maxSkew 5, both ScheduleAnyway) over the pods of the
 same controller. (Upstream derives the selector from the Services/ReplicaSets/StatefulSets
 selecting the pod; the owner is the same set for workloads and needs no extra informers.)
-Because that is every owned pod's cycle, those counts come from the snapshot's index of pods
-by (namespace, controller uid) and node (kept by the cache as pods come and go), so a cycle
-reads the nodes running the workload's pods, not every pod of the cluster.
+Because that is every owned pod's cycle, those counts come from the cache's indexes of pods
+by (namespace, controller uid) per node and per zone value (kept as pods come and go), so a
+cycle reads a few counters, not every pod of the cluster; ``score_nodes`` reads them from the
+snapshot's columns (pods per node, label codes). The number of hostnames among the scored
+nodes is the number of scored nodes, as upstream.
 
 Deliberately absent: ``nodeTaintsPolicy: Honor`` and updating the pre-computed counts while
 preemption removes victims (upstream's AddPod/RemovePod extensions).
@@ -30,11 +32,13 @@ preemption removes victims (upstream's AddPod/RemovePod extensions).
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyk8s.machinery.selectors import label_selector_from_dict, new_requirement
+from pyk8s.scheduler.columns import NodeBatch, NodeColumns, as_batch
 from pyk8s.scheduler.framework import (
     ASSIGNED_POD_ADD,
     ASSIGNED_POD_DELETE,
@@ -146,20 +150,36 @@ class _FilterState:
     self_match: list[int]
 
 
+Term = tuple[str, Mapping[str, int] | None, Mapping[str, int], float, int]
+
+
 @dataclass
 class _ScoreState:
-    constraints: list[Constraint]
-    counts: list[dict[str, int]]  # per constraint: domain value -> matching pods
-    weights: list[float]
     ignored: set[str]
-    per_node: list[dict[str, int]]  # per constraint: node name -> matching pods
     # per constraint, what score() reads: (key, per node or None, per domain, weight, skew - 1)
-    terms: list[tuple[str, dict[str, int] | None, dict[str, int], float, int]] = \
-        field(default_factory=list)
+    terms: list[Term] = field(default_factory=list)
+    # the same for score_nodes over these columns: (pods per node or None, label codes,
+    # per label code the domain's term (the last one, 0.0, for nodes without the label),
+    # weight, skew - 1)
+    columns: NodeColumns | None = None
+    column_terms: list[tuple[Any, Any, list[float], float, int]] = field(default_factory=list)
+
+
+class _Rows(dict[int, list[int]]):
+    """count -> row of scores by zone code, each row made on first use."""
+
+    def __init__(self, make: Callable[[int], list[int]]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, count: int) -> list[int]:
+        row = self[count] = self.make(count)
+        return row
 
 
 class PodTopologySpread:
     name = NAME
+    scores_in_range = True  # see BatchScorePlugin
 
     def events_to_register(self) -> tuple[ClusterEvent, ...]:
         return (*NODE_CHANGES, NODE_DELETE, ASSIGNED_POD_ADD, ASSIGNED_POD_UPDATE, ASSIGNED_POD_DELETE)
@@ -167,6 +187,14 @@ class PodTopologySpread:
     def __init__(self, handle: Handle, defaults: Sequence[tuple[str, int]]) -> None:
         self.handle = handle
         self.defaults = tuple(defaults)
+        self._parsed_key = f"{NAME}/{self.defaults}"
+
+    def _constraints(self, pod: PodInfo) -> list[Constraint]:
+        """The pod's constraints, parsed once per pod object (PodInfo.parsed)."""
+        found: list[Constraint] | None = pod.parsed.get(self._parsed_key)
+        if found is None:
+            found = pod.parsed[self._parsed_key] = constraints_of(pod, self.defaults)
+        return found
 
     def _eligible(self, pod: PodInfo, node: NodeInfo, constraints: Sequence[Constraint]) -> bool:
         if any(c.topology_key not in node.labels for c in constraints):
@@ -176,7 +204,9 @@ class PodTopologySpread:
 
     def pre_filter(self, state: CycleState, pod: PodInfo,
                    nodes: Sequence[NodeInfo]) -> tuple[None, Status]:
-        hard = [c for c in constraints_of(pod, self.defaults) if c.hard]
+        if not (pod.pod.get("spec") or {}).get("topologySpreadConstraints"):
+            return None, Status.skip()  # the system defaults are all ScheduleAnyway
+        hard = [c for c in self._constraints(pod) if c.hard]
         if not hard:
             return None, Status.skip()
         counts: list[dict[str, int]] = [{} for _ in hard]
@@ -210,7 +240,7 @@ class PodTopologySpread:
         return SUCCESS
 
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> Status:
-        soft = [c for c in constraints_of(pod, self.defaults) if not c.hard]
+        soft = [c for c in self._constraints(pod) if not c.hard]
         if not soft:
             return Status.skip()
         # System-default constraints apply to the keys a node has; explicit ones need all.
@@ -227,8 +257,11 @@ class PodTopologySpread:
             return not (check_affinity and not _passes_node_affinity(pod, node))
 
         every_node = not require_all and not check_affinity  # eligible() is always True
-        ignored = set() if every_node else {n.name for n in nodes if not eligible(n)}
         snapshot = self.handle.snapshot
+        if every_node and snapshot.node_infos and all(c.owner is not None for c in soft):
+            self._pre_score_owned(state, soft, as_batch(nodes))
+            return SUCCESS
+        ignored = set() if every_node else {n.name for n in nodes if not eligible(n)}
         all_nodes = snapshot.node_infos or nodes
         # Count each node once per distinct selector (the system defaults share one); only
         # nodes with a matching pod are kept (the others count 0).
@@ -238,8 +271,9 @@ class PodTopologySpread:
                 continue
             if c.owner is not None and snapshot.node_infos:
                 found: dict[str, int] = {}
+                in_snapshot = snapshot.by_name.get
                 for name, count in snapshot.pods_by_owner(c.owner).items():
-                    node = snapshot.get(name)
+                    node = in_snapshot(name)
                     if node is not None and (every_node or eligible(node)):
                         found[name] = count
                 by_selector[id(c.matches)] = found
@@ -248,29 +282,60 @@ class PodTopologySpread:
                     n.name: count for n in all_nodes if eligible(n) and (count := _count(n, c))}
         counts: list[dict[str, int]] = [{} for _ in soft]
         weights = []
-        by_name = snapshot.get if snapshot.node_infos else {n.name: n for n in nodes}.get
+        by_name = (snapshot.by_name if snapshot.node_infos else {n.name: n for n in nodes}).get
         for i, c in enumerate(soft):
             key = c.topology_key
+            if key == HOSTNAME:  # a node is its own domain (upstream counts the nodes)
+                weights.append(math.log(len(nodes) - len(ignored) + 2))
+                continue
             if ignored:
                 domains = {n.labels[key] for n in nodes
                            if key in n.labels and n.name not in ignored}
             else:
-                domains = {n.labels[key] for n in nodes if key in n.labels}
+                domains = {value for n in nodes if (value := n.labels.get(key)) is not None}
             weights.append(math.log(len(domains) + 2))
-            if key == HOSTNAME:
-                continue  # a node is its own domain
             domain_counts = counts[i]
             for name, count in by_selector[id(c.matches)].items():
                 node = by_name(name)
                 value = node.labels.get(key) if node is not None else None
                 if value in domains:
                     domain_counts[value] = domain_counts.get(value, 0) + count
-        per_node = [by_selector[id(c.matches)] for c in soft]
-        terms = [(c.topology_key, per_node[i] if c.topology_key == HOSTNAME else None, counts[i],
-                  weights[i], c.max_skew - 1) for i, c in enumerate(soft)]
-        state.write(NAME + "/score",
-                    _ScoreState(soft, counts, weights, ignored, per_node, terms))
+        terms = [(c.topology_key,
+                  by_selector[id(c.matches)] if c.topology_key == HOSTNAME else None,
+                  counts[i], weights[i], c.max_skew - 1) for i, c in enumerate(soft)]
+        state.write(NAME + "/score", _ScoreState(ignored, terms))
         return SUCCESS
+
+    def _pre_score_owned(self, state: CycleState, soft: Sequence[Constraint],
+                         batch: NodeBatch) -> None:
+        """The system defaults for a controller's pod: read the cache's counters, and the
+        snapshot's columns for score_nodes."""
+        snapshot = self.handle.snapshot
+        columns = batch.columns
+        terms: list[Term] = []
+        column_terms: list[tuple[Any, Any, list[float], float, int]] = []
+        for c in soft:
+            owner = c.owner
+            assert owner is not None
+            key = c.topology_key
+            codes, values = columns.label_codes(key)
+            extra = c.max_skew - 1
+            if key == HOSTNAME:  # a node is its own domain (upstream counts the nodes)
+                weight = math.log(len(batch) + 2)
+                per_node = snapshot.pods_by_owner(owner)
+                terms.append((key, per_node, {}, weight, extra))
+                counts = columns.owner_counts(owner, lambda o=owner: snapshot.pods_by_owner(o))
+                column_terms.append((counts, codes, [], weight, extra))
+                continue
+            present = set(batch.take(codes))
+            present.discard(-1)
+            weight = math.log(len(present) + 2)
+            per_domain = snapshot.pods_by_owner_and_label(owner, key)
+            terms.append((key, None, per_domain, weight, extra))
+            by_code = [per_domain.get(value, 0) * weight + extra for value in values]
+            by_code.append(0.0)  # code -1: no such label
+            column_terms.append((None, codes, by_code, weight, extra))
+        state.write(NAME + "/score", _ScoreState(set(), terms, columns, column_terms))
 
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> tuple[int, Status]:
         s: _ScoreState = state.read(NAME + "/score")
@@ -289,31 +354,87 @@ class PodTopologySpread:
             total += count * weight + extra
         return round(total), SUCCESS
 
-    def normalize_score(self, state: CycleState, pod: PodInfo, scores: dict[str, int]) -> Status:
+    def score_nodes(self, state: CycleState, pod: PodInfo,
+                    nodes: Sequence[NodeInfo]) -> list[int]:
+        """``score`` term by term over all nodes; the same float additions in the same order
+        (a missing label adds 0.0, which changes no sum)."""
         s: _ScoreState = state.read(NAME + "/score")
-        if not s.ignored:
-            if not scores:
-                return SUCCESS
-            lowest, highest = min(scores.values()), max(scores.values())
-            if highest == 0:
-                for name in scores:
-                    scores[name] = MAX_NODE_SCORE
+        if isinstance(nodes, NodeBatch) and nodes.columns is s.columns:
+            return self._score_columns(s, nodes)
+        totals: list[float] | None = None
+        for key, per_node, per_domain, weight, extra in s.terms:
+            if per_node is not None:
+                get = per_node.get
+                term = [get(n.name, 0) * weight + extra if n.labels.get(key) is not None
+                        else 0.0 for n in nodes]
             else:
-                top = highest + lowest
-                for name, value in scores.items():
-                    scores[name] = MAX_NODE_SCORE * (top - value) // highest
+                get = per_domain.get
+                term = [get(value, 0) * weight + extra
+                        if (value := n.labels.get(key)) is not None else 0.0 for n in nodes]
+            totals = term if totals is None else [t + x for t, x in zip(totals, term, strict=True)]
+        if totals is None:
+            return [0] * len(nodes)
+        if s.ignored:
+            ignored = s.ignored
+            return [0 if n.name in ignored else round(t)
+                    for n, t in zip(nodes, totals, strict=True)]
+        return [round(t) for t in totals]
+
+    @staticmethod
+    def _score_columns(s: _ScoreState, batch: NodeBatch) -> list[int]:
+        """score() over the batch's columns (only the system defaults get here: no node is
+        ignored); the same float additions in the same order as score()."""
+        terms = s.column_terms
+        if len(terms) == 2 and terms[0][0] is not None and terms[1][0] is None:
+            # The system defaults (hostname, then zone). A node's score depends only on its
+            # count of the workload's pods and its zone, and few such pairs occur: compute
+            # each pair's score once (the same float operations as score()), then look up.
+            (counts, host_codes, _, weight, extra), (_, zone_codes, by_code, _, _) = terms
+            hosts = batch.take(host_codes)
+            counts, zones = batch.take(counts), batch.take(zone_codes)
+            if -1 not in hosts:
+                table = _Rows(lambda count: [round((count * weight + extra) + zone_term)
+                                             for zone_term in by_code])
+                return list(map(operator.getitem, map(table.__getitem__, counts), zones))
+            return [round(((count * weight + extra) if host >= 0 else 0.0) + by_code[zone])
+                    for count, host, zone in zip(counts, hosts, zones, strict=True)]
+        totals: list[float] | None = None
+        for counts, codes, by_code, weight, extra in terms:
+            labels = batch.take(codes)
+            if counts is not None:
+                term = [(count * weight + extra) if code >= 0 else 0.0
+                        for count, code in zip(batch.take(counts), labels, strict=True)]
+            else:
+                term = [by_code[code] for code in labels]
+            totals = term if totals is None else [t + x for t, x in zip(totals, term, strict=True)]
+        if totals is None:
+            return [0] * len(batch)
+        return [round(t) for t in totals]
+
+    def normalize_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo],
+                        scores: list[int]) -> Status:
+        s: _ScoreState = state.read(NAME + "/score")
+        if not scores:
             return SUCCESS
-        valid = [v for name, v in scores.items() if name not in s.ignored]
+        if not s.ignored:
+            distinct = set(scores)
+            lowest, highest = min(distinct), max(distinct)
+            if highest == 0:
+                scores[:] = [MAX_NODE_SCORE] * len(scores)
+            else:  # few distinct raw scores: normalize each once, then look up
+                top = highest + lowest
+                normalized = {value: MAX_NODE_SCORE * (top - value) // highest
+                              for value in distinct}
+                scores[:] = map(normalized.__getitem__, scores)
+            return SUCCESS
+        ignored = [n.name in s.ignored for n in nodes]
+        valid = [v for v, skip in zip(scores, ignored, strict=True) if not skip]
         if not valid:
             return SUCCESS
         lowest, highest = min(valid), max(valid)
-        for name, value in scores.items():
-            if name in s.ignored:
-                scores[name] = 0
-            elif highest == 0:
-                scores[name] = MAX_NODE_SCORE
-            else:
-                scores[name] = MAX_NODE_SCORE * (highest + lowest - value) // highest
+        scores[:] = [0 if skip else MAX_NODE_SCORE if highest == 0
+                     else MAX_NODE_SCORE * (highest + lowest - value) // highest
+                     for value, skip in zip(scores, ignored, strict=True)]
         return SUCCESS
 
 

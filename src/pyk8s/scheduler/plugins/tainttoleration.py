@@ -10,9 +10,10 @@ not tolerate (counted, then reverse-normalized so the cleanest node gets 100).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pyk8s.scheduler.columns import as_batch
 from pyk8s.scheduler.framework import (
     NODE_CHANGES,
     SUCCESS,
@@ -35,6 +36,7 @@ _HARD = ("NoSchedule", "NoExecute")
 
 class TaintToleration:
     name = NAME
+    scores_in_range = True  # see BatchScorePlugin
 
     def events_to_register(self) -> tuple[ClusterEvent, ...]:
         return NODE_CHANGES
@@ -50,6 +52,16 @@ class TaintToleration:
         return Status.unresolvable(
             f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value', '')}}}")
 
+    def filter_nodes(self, state: CycleState, pod: PodInfo,
+                     nodes: Sequence[NodeInfo]) -> list[tuple[int, Status]]:
+        batch = as_batch(nodes)
+        tainted = batch.take(batch.columns.tainted)
+        if 1 not in tainted:
+            return []
+        filter_ = self.filter
+        return [(j, status) for j, flag in enumerate(tainted)
+                if flag and (status := filter_(state, pod, batch[j])).code]
+
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: Any) -> Status:
         tolerations = [t for t in (pod.pod.get("spec") or {}).get("tolerations") or ()
                        if (t.get("effect") or "") in ("", "PreferNoSchedule")]
@@ -59,18 +71,34 @@ class TaintToleration:
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> tuple[int, Status]:
         if not node.taints:
             return 0, SUCCESS
-        tolerations = state.read(NAME) or ()
-        count = 0
-        for taint in node.taints:
-            if taint.get("effect") != "PreferNoSchedule":
-                continue
-            if not any(toleration_tolerates_taint(t, taint) for t in tolerations):
-                count += 1
-        return count, SUCCESS
+        return _count_intolerable(node.taints, state.read(NAME) or ()), SUCCESS
 
-    def normalize_score(self, state: CycleState, pod: PodInfo, scores: dict[str, int]) -> Status:
+    def score_nodes(self, state: CycleState, pod: PodInfo,
+                    nodes: Sequence[NodeInfo]) -> list[int]:
+        batch = as_batch(nodes)
+        tainted = batch.take(batch.columns.tainted)
+        if 1 not in tainted:
+            return [0] * len(batch)
+        tolerations = state.read(NAME) or ()
+        return [_count_intolerable(batch[j].taints, tolerations) if flag else 0
+                for j, flag in enumerate(tainted)]
+
+    def normalize_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo],
+                        scores: list[int]) -> Status:
         default_normalize_score(scores, reverse=True)
         return SUCCESS
+
+
+def _count_intolerable(taints: Sequence[Mapping[str, Any]],
+                       tolerations: Sequence[Mapping[str, Any]]) -> int:
+    """``PreferNoSchedule`` taints that none of the (already narrowed) tolerations tolerate."""
+    count = 0
+    for taint in taints:
+        if taint.get("effect") != "PreferNoSchedule":
+            continue
+        if not any(toleration_tolerates_taint(t, taint) for t in tolerations):
+            count += 1
+    return count
 
 
 def new(args: Mapping[str, Any], handle: Handle) -> TaintToleration:
