@@ -3,16 +3,16 @@
 
 Prints one JSON object per line on stdout (progress on stderr):
 
-- ``pod_startup``: a real ``pyk8s server`` (``tests.cluster.Cluster``: API server,
-  controllers, scheduler and a kubelet with the process runtime, in one process) and N pods
+- ``pod_startup``: a real ``pyk8s server --disable kubelet`` (``tests.cluster.Cluster``: API
+  server, controllers, scheduler, in one process), a ``pyk8s agent`` (the kubelet) and N pods
   (``sleep``) created at once through the API. Latency per pod, as upstream's SLI defines it:
   from creation (here: the moment its POST was sent, so the API server's own time counts) to
   the moment a watch shows every container of the pod started. p50, p90, p99, max.
   Scheduling is included (the pods have no ``nodeName``).
-- ``idle``: with the N pods running, after a settling time, the server process's RSS and CPU
-  over a window. The kubelet runs inside the ``pyk8s server`` process, so these figures are
-  the whole control plane plus the kubelet; the containers' supervisors (one ``shim`` process
-  per container) are reported apart (``shims_rss_mib`` total, ``shims_cpu_cores``).
+- ``idle``: with the N pods running, after a settling time, RSS and CPU over a window of the
+  kubelet -- run as its own process, ``pyk8s agent``, beside ``pyk8s server --disable
+  kubelet`` -- and apart from it of the control plane and of the containers' supervisors
+  (one ``shim`` process per container: ``shims_rss_mib`` total, ``shims_cpu_cores``).
 
 With ``--runtime oci`` (root, runc, CNI) the pods are runc containers of a busybox image
 served by a registry on loopback and pulled once before the measurement (upstream's SLI is
@@ -33,6 +33,7 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -215,13 +216,26 @@ def prepare_oci(stack: contextlib.ExitStack, tmp: Path) -> tuple[str, ...]:
     return ("--image-root", str(tmp / "images"))
 
 
+def start_agent(cluster: Cluster, tmp: Path, extra: tuple[str, ...]) -> subprocess.Popen[bytes]:
+    """The kubelet as its own process (``pyk8s agent``), so its cost is measured apart from
+    the control plane's."""
+    log = open(tmp / "agent.log", "ab")  # noqa: SIM115 - lives as long as the agent
+    return subprocess.Popen(
+        [sys.executable, "-m", "pyk8s.cli.main", "agent", "--kubeconfig",
+         str(cluster.kubeconfig), "--node-name", "node-1", "--node-ip", "127.0.0.1",
+         "--root-dir", str(tmp / "agent"), "--port", str(free_port()),
+         "--client-ca-file", str(cluster.data_dir / "pki" / "ca.crt"), *extra],
+        stdout=log, stderr=subprocess.STDOUT)
+
+
 def measure(args: argparse.Namespace, tmp: Path, extra: tuple[str, ...]) -> int:
     cluster = Cluster(tmp / "server", command="server",
-                      extra_args=("--kubelet-port", str(free_port()), "--node-name", "node-1",
-                                  *extra))
+                      extra_args=("--disable", "kubelet", *extra))
+    agent: subprocess.Popen[bytes] | None = None
     try:
-        progress(f"starting pyk8s server ({args.runtime} runtime)")
+        progress(f"starting pyk8s server and pyk8s agent ({args.runtime} runtime)")
         cluster.start()
+        agent = start_agent(cluster, tmp, extra)
         assert cluster.proc is not None
         figures = asyncio.run(startup(cluster, args.pods))
         target = 1.0 if args.runtime == "process" else 2.0
@@ -230,22 +244,23 @@ def measure(args: argparse.Namespace, tmp: Path, extra: tuple[str, ...]) -> int:
 
         progress(f"settling {args.settle:.0f}s, then measuring {args.idle:.0f}s of idle")
         time.sleep(args.settle)
-        pid = cluster.proc.pid
-        state = cluster.data_dir / "kubelet" / "runtime"
-        shims = shim_pids(state)
-        cpu0, shim0, ticks0 = proc_cpu_seconds(pid), {p: proc_cpu_seconds(p) for p in shims}, \
-            cpu_ticks()
+        pids = {"kubelet": agent.pid, "control_plane": cluster.proc.pid}
+        shims = shim_pids(tmp / "agent" / "runtime")
+        cpu0 = {k: proc_cpu_seconds(p) for k, p in pids.items()}
+        shim0, ticks0 = {p: proc_cpu_seconds(p) for p in shims}, cpu_ticks()
         t0 = time.monotonic()
         time.sleep(args.idle)
         window = time.monotonic() - t0
-        cpu1, ticks1 = proc_cpu_seconds(pid), cpu_ticks()
+        cpu1, ticks1 = {k: proc_cpu_seconds(p) for k, p in pids.items()}, cpu_ticks()
         shim_cpu = sum(proc_cpu_seconds(p) - c for p, c in shim0.items()
                        if Path(f"/proc/{p}").exists())
         emit(figure="idle_with_running_pods", runtime=args.runtime, pods=args.pods,
-             process="pyk8s server "
-             "(API server + controllers + scheduler + kubelet)",
-             rss_mib=round(proc_rss_mib(pid), 1), target_rss_mib=80,
-             cpu_cores=round((cpu1 - cpu0) / window, 4), target_cpu_cores=0.05,
+             kubelet_rss_mib=round(proc_rss_mib(agent.pid), 1), target_rss_mib=80,
+             kubelet_cpu_cores=round((cpu1["kubelet"] - cpu0["kubelet"]) / window, 4),
+             target_cpu_cores=0.05,
+             control_plane_rss_mib=round(proc_rss_mib(cluster.proc.pid), 1),
+             control_plane_cpu_cores=round(
+                 (cpu1["control_plane"] - cpu0["control_plane"]) / window, 4),
              window_seconds=round(window, 1), shims=len(shims),
              shims_rss_mib=round(sum(proc_rss_mib(p) for p in shims
                                      if Path(f"/proc/{p}").exists()), 1),
@@ -253,11 +268,29 @@ def measure(args: argparse.Namespace, tmp: Path, extra: tuple[str, ...]) -> int:
              machine_busy_cores=round(machine_busy_cores(window, ticks0, ticks1), 2),
              cores=os.cpu_count())
     finally:
+        if agent is not None:
+            agent.terminate()
+            agent.wait(15)
         cluster.stop()
-        cluster.kill_workloads()
+        remove_workloads(tmp / "agent" / "runtime", args.runtime, tmp / "images")
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def remove_workloads(state_dir: Path, runtime: str, image_root: Path) -> None:
+    from pyk8s.runtime import open_runtime, remove_everything
+
+    if not state_dir.exists():
+        return
+    if runtime == "oci":
+        from pyk8s.runtime.images import ImageStore
+
+        rt = open_runtime("oci", state_dir=state_dir, images=ImageStore(image_root),
+                          network="cni")
+    else:
+        rt = open_runtime("process", state_dir=state_dir)
+    asyncio.run(remove_everything(rt))
 
 
 if __name__ == "__main__":
