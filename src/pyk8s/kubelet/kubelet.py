@@ -31,7 +31,7 @@ from pyk8s.kubelet import nodestatus
 from pyk8s.kubelet.backoff import Backoff
 from pyk8s.kubelet.events import EventRecorder
 from pyk8s.kubelet.lease import NodeLease
-from pyk8s.kubelet.podworker import PodWorker, WorkerContext
+from pyk8s.kubelet.podworker import LABEL_POD_UID, PodWorker, WorkerContext
 from pyk8s.kubelet.settings import KubeletSettings
 from pyk8s.kubelet.volumes import VolumeManager
 from pyk8s.machinery.resources import CATALOGUE
@@ -162,6 +162,28 @@ class Kubelet:
         if worker is not None:
             worker.update(None)
 
+    async def _relist(self) -> None:
+        """Upstream's PLEG: one listing of every container per period; a pod whose
+        containers changed (started, exited, restarted, removed) gets its worker woken."""
+        previous: dict[str, list[tuple[Any, ...]]] = {}
+        while True:
+            await self.clock.sleep(self.settings.pleg_relist_period)
+            try:
+                containers = await self.runtime.list_containers()
+            except Exception:
+                log.exception("relisting the runtime's containers failed")
+                continue
+            current: dict[str, list[tuple[Any, ...]]] = {}
+            for c in containers:
+                current.setdefault(c.labels.get(LABEL_POD_UID, ""), []).append(
+                    (c.id, c.state.value, c.exit_code, c.attempt, c.finished_at))
+            for uid in current.keys() | previous.keys():
+                if sorted(current.get(uid, ())) != sorted(previous.get(uid, ())):
+                    worker = self.workers.get(uid)
+                    if worker is not None:
+                        worker.wake()
+            previous = current
+
     async def _reap_workers(self) -> None:
         for uid, worker in list(self.workers.items()):
             if worker.finished:
@@ -248,7 +270,8 @@ class Kubelet:
                       asyncio.create_task(self.informer.run(), name="pod-informer"),
                       asyncio.create_task(node_informer.run(), name="node-informer"),
                       asyncio.create_task(services.run(), name="service-informer"),
-                      asyncio.create_task(self._housekeeping(), name="housekeeping")]
+                      asyncio.create_task(self._housekeeping(), name="housekeeping"),
+                      asyncio.create_task(self._relist(), name="pleg")]
             if settings.server_address:
                 from pyk8s.kubelet.server import serve
 

@@ -155,6 +155,8 @@ class PodWorker:
         self._mount_error = ""
         self._volumes_synced_at = 0.0
         self._deadline_exceeded = False
+        self.steady = False
+        """Set by each sync: see :func:`_is_steady`."""
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -194,7 +196,8 @@ class PodWorker:
                     log.exception("sync failed pod=%s", self._name())
                 if self.finished:
                     break
-                await self._wait(self.ctx.settings.pod_resync_interval)
+                await self._wait(self.ctx.settings.steady_pod_resync_interval if self.steady
+                                 else self.ctx.settings.pod_resync_interval)
         finally:
             for worker in self._probes.values():
                 worker.stop()
@@ -807,9 +810,11 @@ class PodWorker:
         return status
 
     async def _write_status(self, pod: Obj, terminal: bool) -> None:
+        self.steady = False
         if (pod.get("status") or {}).get("phase") in TERMINAL and not await self._containers():
             return  # nothing left to report from (the runtime lost it): keep the last word
         status = await self.compute_status(pod, terminal)
+        self.steady = _is_steady(pod, status)
         comparable = {k: v for k, v in status.items() if k != "startTime"}
         if self._last_status == comparable:
             return
@@ -825,6 +830,19 @@ class PodWorker:
                 return
             raise
         self._last_status = comparable
+
+
+def _is_steady(pod: Obj, status: Obj) -> bool:
+    """Nothing will change without an outside cause: every container runs, nothing waits,
+    no deadline or deletion is pending. Such a pod is re-synced rarely; the kubelet's
+    relist of the runtime (a container exited), the API (a new version of the pod) and its
+    probes (a result changed) wake it when something happens."""
+    if pod["metadata"].get("deletionTimestamp") or \
+            (pod.get("spec") or {}).get("activeDeadlineSeconds") is not None:
+        return False
+    statuses = status.get("containerStatuses") or []
+    return status.get("phase") == "Running" and bool(statuses) and \
+        all("running" in (cs.get("state") or {}) for cs in statuses)
 
 
 def _same_status(old: Obj, new: Obj) -> bool:

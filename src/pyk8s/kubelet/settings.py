@@ -38,7 +38,13 @@ class KubeletSettings:
     node_status_report_frequency: float = 300.0
     """Status is written at least this often even if nothing changed (upstream 5 min)."""
     pod_resync_interval: float = 1.0
-    """How often a pod worker re-reads its containers from the runtime (the PLEG's role)."""
+    """How often a pod worker re-syncs while its pod is changing (starting, restarting,
+    stopping, waiting)."""
+    steady_pod_resync_interval: float = 10.0
+    """... and once all its containers run: the relist below wakes it on a change."""
+    pleg_relist_period: float = 1.0
+    """How often the kubelet lists every container and wakes the pods whose containers
+    changed (upstream's PLEG relist period)."""
     volume_resync_interval: float = 60.0
     """How often ConfigMap/Secret/downwardAPI volume contents are refreshed."""
     server_address: str = ""

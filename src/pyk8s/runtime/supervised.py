@@ -143,46 +143,99 @@ class AttachSession:
     """An :class:`ExecProcess` over a container's attach socket: the container's output
     from now on, and (when ``stdin``) a way to write to its stdin. It ends when the container
     exits; :meth:`kill` detaches (the container runs on) and :meth:`wait` returns 0: an
-    attach has no exit code of its own."""
+    attach has no exit code of its own.
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 stdin: bool) -> None:
-        self._reader = reader
-        self._writer = writer
+    Input and output are independent on purpose. The supervisor hangs up as soon as the
+    container has exited and its output is sent, so input still on its way meets a closed
+    socket: ``kubectl run -i`` sends stdin's data, then its end, and a container that needed
+    only the data has answered and gone before the end arrives. On asyncio's streams that
+    failed write tears the whole connection down and throws away what was received and not
+    yet read -- the container's last output. Here the socket is used directly: one task
+    reads frames to the end of the connection, one sends what is queued in order, and a
+    failed send only ends the input."""
+
+    def __init__(self, sock: socket.socket, stdin: bool) -> None:
+        self._sock = sock
         self._stdin = stdin
         self._stdin_closed = False
+        self._input_ended = False
+        self._outbox = bytearray()
+        self._queued = asyncio.Event()
+        self._sent = asyncio.Event()
+        self._sent.set()
         self.stdout = asyncio.StreamReader()
         self.stderr = asyncio.StreamReader()
-        writer.write(stdio.frame(stdio.HELLO, b"\x01" if stdin else b"\x00"))
-        self._task = asyncio.ensure_future(self._read())
+        self._send(stdio.HELLO, b"\x01" if stdin else b"\x00")
+        self._task = asyncio.ensure_future(self._run())
 
-    async def _read(self) -> None:
+    async def _run(self) -> None:
+        sender = asyncio.ensure_future(self._send_queued())
+        try:
+            await self._receive()
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+            self._end_input()
+            self._sock.close()
+            self.stdout.feed_eof()
+            self.stderr.feed_eof()
+
+    async def _receive(self) -> None:
+        """Frames until the supervisor hangs up (after the container's last output)."""
+        loop = asyncio.get_running_loop()
         streams = {stdio.STDOUT: self.stdout, stdio.STDERR: self.stderr}
+        buf = bytearray()
+        while True:
+            try:
+                chunk = await loop.sock_recv(self._sock, 65536)
+            except OSError:  # ECONNRESET, once what was sent has been read
+                return
+            if not chunk:
+                return
+            buf += chunk
+            while len(buf) >= stdio.FRAME.size:
+                kind, length = stdio.FRAME.unpack_from(buf)
+                end = stdio.FRAME.size + length
+                if len(buf) < end:
+                    break
+                target = streams.get(kind)
+                if target is not None and length:
+                    target.feed_data(bytes(buf[stdio.FRAME.size:end]))
+                del buf[:end]
+
+    async def _send_queued(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                kind, length = stdio.FRAME.unpack(
-                    await self._reader.readexactly(stdio.FRAME.size))
-                payload = await self._reader.readexactly(length)
-                target = streams.get(kind)
-                if target is not None and payload:
-                    target.feed_data(payload)
-        except (asyncio.IncompleteReadError, ConnectionError, OSError):
-            pass
-        finally:
-            for stream in streams.values():
-                stream.feed_eof()
+                await self._queued.wait()
+                self._queued.clear()
+                while self._outbox:
+                    data = bytes(self._outbox)
+                    self._outbox.clear()
+                    await loop.sock_sendall(self._sock, data)
+                self._sent.set()
+        except OSError:  # the supervisor hung up: the container is gone, input goes nowhere
+            self._end_input()
+
+    def _end_input(self) -> None:
+        self._input_ended = True
+        self._outbox.clear()
+        self._sent.set()
 
     def _send(self, kind: int, payload: bytes = b"") -> None:
-        if not self._writer.is_closing():
-            self._writer.write(stdio.frame(kind, payload))
+        if not self._input_ended:
+            self._outbox += stdio.frame(kind, payload)
+            self._sent.clear()
+            self._queued.set()
 
     async def write_stdin(self, data: bytes) -> None:
+        """Returns once sent (or once the supervisor can no longer take it)."""
         if not self._stdin or self._stdin_closed:
             return
         for start in range(0, len(data), 65536):
             self._send(stdio.STDIN, data[start:start + 65536])
-        with contextlib.suppress(ConnectionError, OSError):
-            await self._writer.drain()
+        await self._sent.wait()
 
     def close_stdin(self) -> None:
         if self._stdin and not self._stdin_closed:
@@ -197,7 +250,10 @@ class AttachSession:
         return 0
 
     def kill(self) -> None:
-        self._writer.close()
+        """Detach: the supervisor sees this session end (and, with ``stdinOnce``, its stdin
+        with it); reading stops at what has already arrived."""
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
 
 
 async def attach(directory: Path, container_id: str, stdin: bool) -> AttachSession:
@@ -208,7 +264,6 @@ async def attach(directory: Path, container_id: str, stdin: bool) -> AttachSessi
         dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY)
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, stdio.socket_path(dir_fd))
-        reader, writer = await asyncio.open_unix_connection(sock=sock)
     except OSError as exc:
         sock.close()
         raise RuntimeOperationError(
@@ -217,4 +272,4 @@ async def attach(directory: Path, container_id: str, stdin: bool) -> AttachSessi
     finally:
         if dir_fd >= 0:
             os.close(dir_fd)
-    return AttachSession(reader, writer, stdin)
+    return AttachSession(sock, stdin)

@@ -28,6 +28,7 @@ import importlib
 import importlib.util
 import json
 import os
+import select
 import socket
 import struct
 import subprocess
@@ -57,26 +58,17 @@ def record_supervisor(cdir: Path) -> None:
     (cdir / "shim.pid").write_text(str(pid))
 
 
-def supervisor_alive(cdir: Path, module: str,
-                     known: dict[str, tuple[int, str]] | None = None) -> bool:
+def supervisor_alive(cdir: Path, module: str) -> bool:
     """Whether the process in ``shim.pid`` is still this container's shim (a PID can be
-    reused). ``known`` caches the identity per container, so a check that has been made
-    once costs one read of ``/proc``. Shims from before the zygote are recognised by
-    their command line."""
-    identity = known.get(cdir.name) if known is not None else None
-    if identity is None:
-        try:
-            pid = int((cdir / "shim.pid").read_text())
-        except (OSError, ValueError):
-            return False
-        try:
-            started = (cdir / "shim.start").read_text()
-        except OSError:
-            started = ""
-        identity = (pid, started)
-        if known is not None and started:
-            known[cdir.name] = identity
-    pid, started = identity
+    reused). Shims from before the zygote are recognised by their command line."""
+    try:
+        pid = int((cdir / "shim.pid").read_text())
+    except (OSError, ValueError):
+        return False
+    try:
+        started = (cdir / "shim.start").read_text()
+    except OSError:
+        started = ""
     try:
         if started:
             return _start_time(pid) == started
@@ -84,6 +76,41 @@ def supervisor_alive(cdir: Path, module: str,
     except (OSError, IndexError):
         return False
     return module.encode() in cmdline and str(cdir).encode() in cmdline
+
+
+class Supervisors:
+    """Shims' liveness through a pidfd each (a kubelet asks about every container every
+    second): once a shim is verified, a check is one ``poll`` with no timeout, and a dead
+    shim's pidfd turns readable even before it is reaped."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+        self._fds: dict[str, int] = {}
+
+    def alive(self, cdir: Path) -> bool:
+        fd = self._fds.get(cdir.name)
+        if fd is None:
+            if not supervisor_alive(cdir, self.module):
+                return False
+            try:
+                fd = os.pidfd_open(int((cdir / "shim.pid").read_text()))
+            except (OSError, ValueError, AttributeError):
+                return supervisor_alive(cdir, self.module)
+            if not supervisor_alive(cdir, self.module):  # the PID changed hands meanwhile
+                os.close(fd)
+                return False
+            self._fds[cdir.name] = fd
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        if poller.poll(0):
+            self.forget(cdir.name)
+            return False
+        return True
+
+    def forget(self, container_id: str) -> None:
+        fd = self._fds.pop(container_id, None)
+        if fd is not None:
+            os.close(fd)
 
 
 # ---- the client ---------------------------------------------------------------------------
@@ -149,17 +176,23 @@ def _peer_uid(conn: socket.socket) -> int:
 
 
 def _fork_shim(listener: socket.socket, conn: socket.socket, module: str, cdir: str) -> None:
-    pid = os.fork()
-    if pid == 0:  # the shim-to-be: it forks once more and detaches (its own ``main``)
+    """The child *is* the shim: its own session, reaped here while the zygote lives and by
+    init after."""
+    if os.fork() == 0:
         code = 1
         try:
             listener.close()
             conn.close()
             _retitle(f"{module} {cdir}")
-            code = importlib.import_module(module).main(["shim", cdir])
+            code = importlib.import_module(module).run_detached(Path(cdir))
         finally:
             os._exit(code or 0)
-    os.waitpid(pid, 0)
+
+
+def _reap() -> None:
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
 
 
 def _retitle(title: str) -> None:
@@ -172,7 +205,7 @@ def _retitle(title: str) -> None:
 
 
 def serve(name: str, idle_seconds: float) -> None:
-    for module in SHIM_MODULES:
+    for module in (*SHIM_MODULES, "setproctitle"):
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
     parent = os.getppid()
@@ -186,6 +219,7 @@ def serve(name: str, idle_seconds: float) -> None:
         listener.settimeout(1.0)
         last = time.monotonic()
         while os.getppid() == parent and time.monotonic() - last < idle_seconds:
+            _reap()
             try:
                 conn, _ = listener.accept()
             except TimeoutError:

@@ -119,6 +119,7 @@ class OciRuntime:
         self.log_max_size = log_max_size
         self.log_max_files = log_max_files
         self._runc_root = self.state_dir / "runc"
+        self._supervisors = zygote.Supervisors(SHIM_MODULE)
         self._sandboxes = self.state_dir / "sandboxes"
         self._containers = self.state_dir / "containers"
         for d in (self._runc_root, self._sandboxes, self._containers):
@@ -381,7 +382,7 @@ class OciRuntime:
         reason, message = state.get("reason", ""), state.get("message", "")
         exit_code = state.get("exit_code", 0)
         finished = timestamp(state.get("finished_at"))
-        if kind == ContainerState.RUNNING and not _shim_alive(cdir):
+        if kind == ContainerState.RUNNING and not self._supervisors.alive(cdir):
             kind, exit_code, reason = ContainerState.EXITED, 255, "Unknown"
             message = "the container's supervisor is gone"
             finished = datetime.now(UTC)
@@ -451,6 +452,7 @@ class OciRuntime:
             if not _shim_alive(cdir):
                 break
             await asyncio.sleep(self.poll_interval)
+        self._supervisors.forget(container_id)
         await self._runc("delete", "--force", container_id, log=cdir / "runc-delete.log")
         rootfs = cdir / "bundle" / "rootfs"
         if _is_mounted(rootfs):

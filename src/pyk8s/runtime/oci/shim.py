@@ -124,9 +124,14 @@ def supervise(cdir: Path) -> int:
 
 
 def main(argv: list[str]) -> int:
-    cdir = Path(argv[1])
-    if os.fork() != 0:  # the runtime waits for this first process only
+    """Started cold: detach (the runtime waits for this first process only)."""
+    if os.fork() != 0:
         os._exit(0)
+    return run_detached(Path(argv[1]))
+
+
+def run_detached(cdir: Path) -> int:
+    """The supervisor's life, in its own session (the zygote's child calls this directly)."""
     os.setsid()
     record_supervisor(cdir)
     try:

@@ -85,7 +85,7 @@ class ProcessRuntime:
         self._sandboxes = self.state_dir / "sandboxes"
         self._sandbox_cache: dict[str, tuple[tuple[int, int, int], PodSandbox]] = {}
         self._file_cache: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
-        self._alive_cache: dict[str, tuple[int, str]] = {}
+        self._supervisors = zygote.Supervisors(SHIM_MODULE)
         self._containers = self.state_dir / "containers"
         self._sandboxes.mkdir(parents=True, exist_ok=True)
         self._containers.mkdir(parents=True, exist_ok=True)
@@ -263,8 +263,7 @@ class ProcessRuntime:
         return data
 
     def _alive(self, cdir: Path) -> bool:
-        """``_shim_alive`` with the shim's identity cached: one read of ``/proc``."""
-        return supervisor_alive(cdir, SHIM_MODULE, self._alive_cache)
+        return self._supervisors.alive(cdir)
 
     def _status(self, cdir: Path) -> ContainerStatus:
         config = self._read_cached(cdir / "config.json")
@@ -354,7 +353,7 @@ class ProcessRuntime:
         with contextlib.suppress(OSError):
             (self._sandboxes / status.sandbox_id / f"c.{container_id}").unlink()
         shutil.rmtree(cdir, ignore_errors=True)
-        self._alive_cache.pop(container_id, None)
+        self._supervisors.forget(container_id)
         for name in ("config.json", "state.json"):
             self._file_cache.pop(str(cdir / name), None)
 

@@ -414,10 +414,14 @@ def _pump(pid: int, outputs: Mapping[int, str], log: _LogWriter, cg: cgroups.Cgr
 
 
 def main(argv: list[str]) -> int:
-    cdir = Path(argv[1])
-    # Detach: the runtime waits for this first process; the supervisor is its child.
+    """Started cold: detach (the runtime waits for this first process only)."""
     if os.fork() != 0:
         os._exit(0)
+    return run_detached(Path(argv[1]))
+
+
+def run_detached(cdir: Path) -> int:
+    """The supervisor's life, in its own session (the zygote's child calls this directly)."""
     os.setsid()
     record_supervisor(cdir)
     try:
