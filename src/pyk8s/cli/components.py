@@ -115,6 +115,7 @@ def run_agent(args: argparse.Namespace) -> int:
         tls_private_key_file=args.tls_private_key_file,
         client_ca_file=args.client_ca_file,
         pod_cidr=args.pod_cidr,
+        pod_pids_limit=args.pod_max_pids,
     )
 
     print(f"pyk8s agent: node {settings.node_name}, runtime "
@@ -179,6 +180,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--address", default="", help="node server address (default: node IP)")
     p.add_argument("--port", type=int, default=10250)
     add_runtime_arguments(p)
+    p.add_argument("--pod-max-pids", type=int, default=-1,
+                   help="most processes in each container (-1: unlimited)")
     p.add_argument("--pod-cidr", default="",
                    help="this node's pod CIDR when no controller manager assigns one")
     p.add_argument("--tls-cert-file", default="",

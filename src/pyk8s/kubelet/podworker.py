@@ -117,7 +117,7 @@ def cgroup_parent(pod: Obj) -> str:
     return f"pyk8s/pod{uid}" if qos == "Guaranteed" else f"pyk8s/{qos.lower()}/pod{uid}"
 
 
-def resources_of(container: Obj) -> Resources:
+def resources_of(container: Obj, pids_limit: int = 0) -> Resources:
     limits = (container.get("resources") or {}).get("limits") or {}
     requests = (container.get("resources") or {}).get("requests") or {}
     memory = int(parse_quantity(limits["memory"])) if "memory" in limits else 0
@@ -126,7 +126,8 @@ def resources_of(container: Obj) -> Resources:
         quota = max(math.ceil(parse_quantity(limits["cpu"]) * 100_000), 1000)
     cpu_request = requests.get("cpu", limits.get("cpu"))
     shares = int(parse_quantity(cpu_request) * 1024) if cpu_request is not None else 0
-    return Resources(memory_limit_bytes=memory, cpu_quota_us=quota, cpu_shares=shares)
+    return Resources(memory_limit_bytes=memory, cpu_quota_us=quota, cpu_shares=shares,
+                     pids_limit=max(pids_limit, 0))
 
 
 class PodWorker:
@@ -466,7 +467,8 @@ class PodWorker:
             name=name, image=image,
             command=expand_command(c.get("command") or [], env),
             args=expand_command(c.get("args") or [], env), env=env,
-            working_dir=c.get("workingDir") or "", mounts=mounts, resources=resources_of(c),
+            working_dir=c.get("workingDir") or "", mounts=mounts,
+            resources=resources_of(c, ctx.settings.pod_pids_limit),
             security=security_of(pod, c, seccomp_root=ctx.settings.root_dir / "seccomp"),
             stdin=c.get("stdin") is True,
             stdin_once=c.get("stdinOnce") is True, tty=c.get("tty") is True, attempt=attempt,

@@ -58,6 +58,8 @@ class KubeletSettings:
     """Clients of the node server must present a certificate signed by this CA and be in
     ``system:masters`` (the API server's kubelet client is); empty: no client
     authentication (logged as a warning)."""
+    pod_pids_limit: int = -1
+    """Upstream's ``podPidsLimit`` (``--pod-max-pids``): -1 is unlimited."""
     image_gc_high_threshold_percent: int = 85
     image_gc_low_threshold_percent: int = 80
     image_minimum_gc_age: float = 120.0

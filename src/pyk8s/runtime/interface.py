@@ -105,6 +105,8 @@ class Resources:
     cpu_quota_us: int = 0
     cpu_period_us: int = 100_000
     cpu_shares: int = 0
+    pids_limit: int = 0
+    """The kubelet's ``podPidsLimit``, applied to each container of the pod."""
 
 
 @dataclass(frozen=True)

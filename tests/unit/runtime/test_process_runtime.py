@@ -288,3 +288,12 @@ def test_memory_limit_is_enforced_and_reported_as_oomkilled(rt: ProcessRuntime,
                 resources=Resources(memory_limit_bytes=32 << 20))
     status = wait_exited(rt, cid)
     assert (status.exit_code, status.reason) == (137, "OOMKilled")
+
+
+@pytest.mark.skipif(not ROOT or "pids" not in v1_mounts(), reason="needs cgroup v1 pids")
+def test_a_pids_limit_stops_a_fork_bomb_at_the_limit(rt: ProcessRuntime, sandbox: str) -> None:
+    cid = start(rt, sandbox, "for i in 1 2 3 4 5 6 7 8; do sleep 5 & done; wait",
+                resources=Resources(pids_limit=4))
+    status = wait_exited(rt, cid)
+    log = Path(status.log_path).read_text()
+    assert "fork" in log.lower() or "resource temporarily unavailable" in log.lower(), log

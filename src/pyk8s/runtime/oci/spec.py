@@ -308,6 +308,8 @@ def build(config: ContainerConfig, image: ImageConfig, pod: PodContext, rootfs: 
         cpu.update(quota=r.cpu_quota_us, period=r.cpu_period_us)
     if cpu:
         resources["cpu"] = cpu
+    if r.pids_limit > 0:
+        resources["pids"] = {"limit": r.pids_limit}
     linux: dict[str, Any] = {
         "cgroupsPath": pod.cgroups_path,
         "resources": resources,

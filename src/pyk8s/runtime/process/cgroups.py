@@ -107,6 +107,9 @@ class CgroupSet:
     def set_memory_limit(self, limit: int) -> bool:
         return self._write("memory", "memory.limit_in_bytes", str(limit))
 
+    def set_pids_limit(self, limit: int) -> bool:
+        return self._write("pids", "pids.max", str(limit))
+
     def set_cpu(self, quota_us: int, period_us: int, shares: int) -> bool:
         ok = True
         if quota_us > 0:

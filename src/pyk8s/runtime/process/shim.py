@@ -274,6 +274,8 @@ def supervise(cdir: Path) -> int:
     limited = True
     if resources.get("memory_limit_bytes"):
         limited = cg.set_memory_limit(resources["memory_limit_bytes"]) and limited
+    if resources.get("pids_limit", 0) > 0:
+        limited = cg.set_pids_limit(resources["pids_limit"]) and limited
     if resources.get("cpu_quota_us") or resources.get("cpu_shares"):
         limited = cg.set_cpu(resources.get("cpu_quota_us", 0),
                              resources.get("cpu_period_us", 100_000),

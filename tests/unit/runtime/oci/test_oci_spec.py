@@ -114,3 +114,8 @@ class TestNamespacesMountsResources:
         res = build(c)["linux"]["resources"]
         assert res["memory"] == {"limit": 64 << 20}
         assert res["cpu"] == {"shares": 512, "quota": 50_000, "period": 100_000}
+        assert "pids" not in res
+
+    def test_a_pids_limit(self) -> None:
+        c = ContainerConfig("c", "i", resources=Resources(pids_limit=64))
+        assert build(c)["linux"]["resources"]["pids"] == {"limit": 64}
