@@ -50,7 +50,8 @@ def remove_shared_chains(tables_before: set[str], had_chains: dict[str, bool]) -
         table = f"table {family} nat"
         if table not in tables_before and all(not r.startswith(("-A", "-N"))
                                               for r in nat_rules(tool)):
-            subprocess.run(["nft", "delete", "table", family, "nat"], check=False)
+            subprocess.run(["nft", "delete", "table", family, "nat"], capture_output=True,
+                           check=False)
 
 
 class HostNetworkGuard:

@@ -130,6 +130,20 @@ def test_a_pod_pulls_and_runs_isolated_with_its_own_ip(oci: OciCluster) -> None:
     assert "@sha256:" in image_id, image_id
 
 
+def test_top_reports_a_busy_pods_cpu(oci: OciCluster) -> None:
+    oci.run_pod("spinner", "while true; do :; done")
+    deadline = time.monotonic() + 30
+    while True:
+        top = oci.kubectl("top", "pod", "spinner", "--no-headers", check=False)
+        if top.returncode == 0:
+            break
+        assert time.monotonic() < deadline, top.stderr
+        time.sleep(1)
+    cpu = top.stdout.split()[1]
+    assert cpu.endswith("m") and int(cpu[:-1]) > 100, top.stdout  # a busy loop, from cgroups
+    oci.kubectl("delete", "pod", "spinner", "--wait=false")
+
+
 def test_two_pods_reach_each_other_by_pod_ip(oci: OciCluster) -> None:
     oci.run_pod("web", "mkdir -p /www && echo hello-from-web > /www/index.html && "
                        "exec httpd -f -p 8080 -h /www")
