@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 from types import TracebackType
 
+MASQUERADE_COMMENT = "pyk8s: pods reach beyond the node"
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 SHARED_CHAINS = ("CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ")
 
@@ -75,11 +76,15 @@ class HostNetworkGuard:
         for bridge in self.bridges:
             subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
         IP_FORWARD.write_text(self.forward)
+        for rule in nat_rules("iptables"):  # the oci runtime's node-level masquerade
+            if MASQUERADE_COMMENT in rule and rule not in self.rules_before["iptables"]:
+                subprocess.run(["iptables", "-w", "-t", "nat", "-D", *shlex.split(rule)[1:]],
+                               capture_output=True, check=False)
         remove_shared_chains(self.tables, self.had)
         if kind is not None:
             return
         assert nft_tables() <= self.tables, "nft tables left behind"
         for tool in ("iptables", "ip6tables"):
-            left = [r for r in nat_rules(tool)
-                    if "CNI-" in r and r not in self.rules_before[tool]]
+            left = [r for r in nat_rules(tool) if ("CNI-" in r or MASQUERADE_COMMENT in r)
+                    and r not in self.rules_before[tool]]
             assert not left, f"{tool} rules left behind: {left}"

@@ -26,6 +26,7 @@ words a failed sandbox (``CreatePodSandboxError``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -49,7 +50,9 @@ class CniConfig:
     data_dir: str = ""
     """host-local's reservations; default ``<state_dir>/cni``."""
     ip_masq: bool = True
-    """SNAT traffic leaving the pod CIDR (pods reach beyond the node)."""
+    """SNAT traffic leaving the pod CIDR (pods reach beyond the node): one node-level rule
+    (:func:`ensure_masquerade`), not the bridge plugin's chain per pod, which cost four
+    iptables runs under the xtables lock on every ADD and DEL."""
     mtu: int = 0
     portmap: bool = True
     """hostPorts through the ``portmap`` plugin (iptables rules on the node)."""
@@ -70,18 +73,20 @@ class Cni:
         return {"cniVersion": CNI_VERSION, "name": self.config.network_name,
                 **self.plugins()[0]}
 
-    def plugins(self) -> list[dict[str, Any]]:
-        """The conflist's ``plugins``."""
+    def plugins(self, port_mappings: Sequence[PortMapping] | None = None
+                ) -> list[dict[str, Any]]:
+        """The conflist's ``plugins``; for a given sandbox, ``portmap`` only when it maps
+        hostPorts (it has nothing to do otherwise, and each run is an exec)."""
         c = self.config
         bridge: dict[str, Any] = {
-            "type": "bridge", "bridge": c.bridge, "isGateway": True, "ipMasq": c.ip_masq,
+            "type": "bridge", "bridge": c.bridge, "isGateway": True, "ipMasq": False,
             "hairpinMode": True,
             "ipam": {"type": "host-local", "ranges": [[{"subnet": c.subnet}]],
                      "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(self.data_dir)}}
         if c.mtu:
             bridge["mtu"] = c.mtu
         out = [bridge]
-        if c.portmap:
+        if c.portmap and (port_mappings is None or runtime_port_mappings(port_mappings)):
             out.append({"type": "portmap", "capabilities": {"portMappings": True}})
         return out
 
@@ -124,7 +129,7 @@ class Cni:
         """Attach the pod's network namespace and map its hostPorts; returns the list's
         result (keep it for :meth:`delete`; :func:`pod_ip` reads the address)."""
         result: dict[str, Any] | None = None
-        for plugin in self.plugins():
+        for plugin in self.plugins(port_mappings):
             result = self._exec("ADD", container_id, netns,
                                 self._stdin(plugin, port_mappings, result))
         return result or {}
@@ -136,7 +141,7 @@ class Cni:
         namespace is gone). Every plugin is asked even if one fails; the first failure
         is raised."""
         failure: RuntimeOperationError | None = None
-        for plugin in reversed(self.plugins()):
+        for plugin in reversed(self.plugins(port_mappings)):
             try:
                 self._exec("DEL", container_id, netns,
                            self._stdin(plugin, port_mappings, result or None))
@@ -144,6 +149,34 @@ class Cni:
                 failure = failure or exc
         if failure is not None:
             raise failure
+
+
+MASQUERADE_COMMENT = "pyk8s: pods reach beyond the node"
+
+
+def masquerade_rule(subnet: str) -> list[str]:
+    return ["POSTROUTING", "-s", subnet, "!", "-d", subnet, "-m", "comment", "--comment",
+            MASQUERADE_COMMENT, "-j", "MASQUERADE"]
+
+
+def ensure_masquerade(subnet: str) -> bool:
+    """The node's one SNAT rule for traffic from its pods to anywhere else (kept across
+    restarts, as the node's network set-up; ``remove_masquerade`` undoes it)."""
+    rule = masquerade_rule(subnet)
+    try:
+        if subprocess.run(["iptables", "-w", "-t", "nat", "-C", *rule], capture_output=True,
+                          check=False, timeout=30).returncode == 0:
+            return True
+        return subprocess.run(["iptables", "-w", "-t", "nat", "-A", *rule],
+                              capture_output=True, check=False, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def remove_masquerade(subnet: str) -> None:
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        subprocess.run(["iptables", "-w", "-t", "nat", "-D", *masquerade_rule(subnet)],
+                       capture_output=True, check=False, timeout=30)
 
 
 def runtime_port_mappings(port_mappings: Sequence[PortMapping]) -> list[dict[str, Any]]:

@@ -25,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import json
+import logging
 import os
 import shutil
 import signal
@@ -34,11 +36,12 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pyk8s.runtime import zygote
 from pyk8s.runtime.images import ImageStore
@@ -60,7 +63,7 @@ from pyk8s.runtime.interface import (
 )
 from pyk8s.runtime.oci import sandbox as sandboxes
 from pyk8s.runtime.oci import spec
-from pyk8s.runtime.oci.cni import Cni, CniConfig, pod_ip
+from pyk8s.runtime.oci.cni import Cni, CniConfig, ensure_masquerade, pod_ip
 from pyk8s.runtime.oci.shim import runc_base, runc_error
 from pyk8s.runtime.process import cgroups
 from pyk8s.runtime.process.shim import write_json_atomic
@@ -74,6 +77,8 @@ from pyk8s.runtime.supervised import (
 )
 from pyk8s.runtime.zygote import supervisor_alive
 
+log = logging.getLogger("pyk8s.runtime.oci")
+T = TypeVar("T")
 VERSION = "0.1"
 SHIM_MODULE = "pyk8s.runtime.oci.shim"
 CLONE_NEWNET = 0x40000000
@@ -120,6 +125,7 @@ class OciRuntime:
         self.log_max_files = log_max_files
         self._runc_root = self.state_dir / "runc"
         self._supervisors = zygote.Supervisors(SHIM_MODULE)
+        self._executor = ThreadPoolExecutor(16, thread_name_prefix="oci")
         self._sandboxes = self.state_dir / "sandboxes"
         self._containers = self.state_dir / "containers"
         for d in (self._runc_root, self._sandboxes, self._containers):
@@ -127,6 +133,8 @@ class OciRuntime:
         self._cni = Cni(cni or CniConfig(), self.state_dir / "cni") if network == "cni" \
             else None
         self._network_ready = cni is not None or network != "cni"
+        if self._cni is not None and cni is not None and cni.ip_masq:
+            ensure_masquerade(cni.subnet)
         """With ``cni`` and no explicit config, pods wait for :meth:`update_pod_cidr`."""
 
     def info(self) -> RuntimeInfo:
@@ -148,7 +156,17 @@ class OciRuntime:
             return
         if cidr != self._cni.config.subnet:
             self._cni.config = replace(self._cni.config, subnet=cidr)
+        if self._cni.config.ip_masq and not await self._in_thread(ensure_masquerade, cidr):
+            log.warning("could not add the masquerade rule for %s (iptables): pods reach "
+                        "only the node and each other", cidr)
         self._network_ready = True
+
+    async def _in_thread(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Blocking set-up work (namespaces, CNI plugins, overlay mounts) in the runtime's
+        own threads: many sandboxes start at once, and the event loop's default pool has
+        only a handful."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, functools.partial(func, *args, **kwargs))
 
     # ---- sandboxes ------------------------------------------------------------------------
 
@@ -169,18 +187,18 @@ class OciRuntime:
                 "no pod CIDR yet (spec.podCIDR; the controller manager's nodeipam controller "
                 "assigns one)")
         try:
-            namespaces = await asyncio.to_thread(sandboxes.create, sdir, hostname,
+            namespaces = await self._in_thread(sandboxes.create, sdir, hostname,
                                                  network=network, python=self.python)
             ip = self.host_ip if network == "host" else ""
             cni_result: dict[str, Any] = {}
             if cni is not None:
                 try:
-                    cni_result = await asyncio.to_thread(
+                    cni_result = await self._in_thread(
                         cni.add, sandbox_id, namespaces["network"], config.port_mappings)
                     ip = pod_ip(cni_result)
                 except RuntimeOperationError:
                     with contextlib.suppress(RuntimeOperationError):
-                        await asyncio.to_thread(cni.delete, sandbox_id, namespaces["network"],
+                        await self._in_thread(cni.delete, sandbox_id, namespaces["network"],
                                                 config.port_mappings, cni_result)
                     sandboxes.remove(sdir)
                     raise
@@ -223,7 +241,7 @@ class OciRuntime:
             # Before the namespace goes: the plugin frees the IP and the veth either way.
             # The hostPorts and the ADD result as stored: DEL needs the same runtimeConfig.
             mappings = [PortMapping(**p) for p in data["config"].get("port_mappings") or ()]
-            await asyncio.to_thread(self._cni.delete, sandbox_id,
+            await self._in_thread(self._cni.delete, sandbox_id,
                                     data["namespaces"]["network"], mappings,
                                     data.get("cni_result"))
             data["cni"] = False
@@ -310,7 +328,7 @@ class OciRuntime:
             "created_at": datetime.now(UTC).timestamp()}
         write_json_atomic(cdir / "container.json", meta)
         try:
-            await asyncio.to_thread(self._prepare_bundle, cdir, image, config, sb, cgroups_path)
+            await self._in_thread(self._prepare_bundle, cdir, image, config, sb, cgroups_path)
         except (ImageError, RuntimeOperationError) as exc:
             await self.remove_container(container_id)
             reason = exc.reason if exc.reason == "CreateContainerConfigError" \
@@ -555,7 +573,7 @@ class OciRuntime:
                 f"of sandbox {sandbox_id[:12]}: {reason}") from None
 
     async def close(self) -> None:
-        return None
+        self._executor.shutdown(wait=False)
 
 
 def _connect_in_netns(netns: str, port: int) -> socket.socket:
