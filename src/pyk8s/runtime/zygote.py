@@ -12,7 +12,7 @@ started again on demand. The shims it forks are independent of it (their own ses
 re-parented to init), so neither its exit nor the kubelet's touches running containers.
 
 Requests come over an abstract Unix socket whose name derives from the interpreter and the
-shims' source files; the zygote serves only clients with its own user ID (``SO_PEERCRED``), since a shim runs what
+runtime package's source files; the zygote serves only clients with its own user ID (``SO_PEERCRED``), since a shim runs what
 its container directory says. Anything that goes wrong on the way (no zygote, a refused
 connection) falls back to starting the shim cold, so this is only ever an optimisation.
 
@@ -23,9 +23,9 @@ but a shim is recognised by its PID *and* its start time (``shim.pid``, ``shim.s
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib
-import importlib.util
 import json
 import os
 import select
@@ -115,14 +115,16 @@ class Supervisors:
 
 # ---- the client ---------------------------------------------------------------------------
 
+@functools.cache
 def _address(python: str) -> str:
-    """One zygote per user, interpreter and version of the shims' code (a changed source
-    file gets a new zygote rather than old code)."""
+    """One zygote per user, interpreter and version of the runtime package's code (a changed
+    source file gets a new zygote rather than old code): the shims import more than their
+    own modules."""
     stamp = [python, str(os.getuid())]
-    for module in SHIM_MODULES:
-        spec = importlib.util.find_spec(module)
-        with contextlib.suppress(OSError, TypeError):
-            stamp.append(str(os.stat(spec.origin).st_mtime_ns))  # type: ignore[union-attr]
+    root = Path(__file__).resolve().parent
+    for source in sorted(root.rglob("*.py")):
+        with contextlib.suppress(OSError):
+            stamp.append(f"{source}:{source.stat().st_mtime_ns}")
     digest = hashlib.sha256("\0".join(stamp).encode()).hexdigest()
     return f"\0pyk8s-zygote-{digest[:24]}"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from pyk8s.runtime import (
 )
 from pyk8s.runtime.interface import ExecProcess
 from pyk8s.runtime.process import ProcessRuntime
+from pyk8s.runtime.supervised import read_json
 
 
 def run(coro: Any) -> Any:
@@ -165,6 +167,34 @@ class TestStdin:
             await read_until(second.stdout, b"after\n")
             second.kill()
         run(go())
+
+    @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+    def test_input_sent_after_the_container_exited_loses_none_of_its_output(
+            self, rt: ProcessRuntime, sandbox: str, loop: str) -> None:
+        """``kubectl run -i``: the stdin's data, then its end. The container needs only the
+        data: it answers and exits, and its supervisor hangs up, before the end of stdin
+        reaches it. Writing that end to the closed socket must not cost the answer, which
+        the kubelet has received but not yet read. Forced here by blocking the event loop
+        until the supervisor is gone, then closing stdin before reading."""
+        import uvloop
+
+        async def go() -> None:
+            cid = await start(rt, sandbox, ["sh", "-c", "read answer; echo you said $answer"],
+                              stdin=True, stdin_once=True)
+            session = await rt.attach(cid, stdin=True, tty=False)
+            await session.write_stdin(b"forty-two\n")
+            state = rt.state_dir / "containers" / cid / "state.json"
+            deadline = time.monotonic() + 10
+            while (read_json(state) or {}).get("status") != "exited":  # the loop stands still
+                assert time.monotonic() < deadline, "the container did not exit"
+                time.sleep(0.01)
+            session.close_stdin()  # meets a socket the supervisor has closed
+            out = await asyncio.wait_for(session.stdout.read(), 10)
+            assert out == b"you said forty-two\n"
+            assert await asyncio.wait_for(session.wait(), 10) == 0
+        factory = uvloop.new_event_loop if loop == "uvloop" else None
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(go())
 
     def test_a_stopped_container_cannot_be_attached(self, rt: ProcessRuntime,
                                                     sandbox: str) -> None:
