@@ -28,6 +28,7 @@ from pyk8s.apiserver import rest
 from pyk8s.apiserver.context import ApiContext, ServerSettings
 from pyk8s.machinery import errors
 from pyk8s.machinery.resources import CATALOGUE, Resource
+from pyk8s.machinery.spdy import RawBytes
 
 NODES = CATALOGUE.resource("v1", "nodes")
 LOG_PARAMS = ("follow", "tailLines", "timestamps", "previous", "sinceSeconds", "sinceTime",
@@ -309,7 +310,7 @@ async def _upgrade_to_node(request: web.Request, ctx: ApiContext, node_name: str
         transport = request.transport
         if transport is None:
             return web.Response(status=499)
-        raw = _RawBytes()
+        raw = RawBytes()
         request.protocol.set_parser(raw)  # type: ignore[arg-type]
         response = web.StreamResponse(status=101, headers={
             "Connection": "Upgrade", "Upgrade": "SPDY/3.1",
@@ -386,23 +387,6 @@ async def pod_portforward(request: web.Request, ctx: ApiContext, pods: Resource,
 SPDY_PORT_FORWARD = "portforward.k8s.io"
 
 
-class _RawBytes:
-    """What aiohttp feeds an upgraded connection's bytes to (the hook WebSocketResponse
-    uses): they go to a queue, None at the end. aiohttp's parser does not know the SPDY
-    upgrade, so this is installed before the 101 goes out: the client sends nothing more
-    until it has read it."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-
-    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
-        self.queue.put_nowait(bytes(data))
-        return False, b""
-
-    def feed_eof(self) -> None:
-        self.queue.put_nowait(None)
-
-
 async def _spdy_to_node(request: web.Request, ctx: ApiContext, node_name: str,
                         path: str) -> web.StreamResponse:
     """kubectl's fallback transport (SPDY/3.1 straight over the upgraded HTTP connection,
@@ -426,7 +410,7 @@ async def _spdy_to_node(request: web.Request, ctx: ApiContext, node_name: str,
         transport, protocol = request.transport, request.protocol
         if transport is None:
             return web.Response(status=499)
-        raw = _RawBytes()
+        raw = RawBytes()
         protocol.set_parser(raw)  # type: ignore[arg-type]
         response = web.StreamResponse(status=101, headers={
             "Connection": "Upgrade", "Upgrade": "SPDY/3.1",

@@ -140,27 +140,10 @@ class _WebSocketChannels:
 
 # ---- SPDY ---------------------------------------------------------------------------------
 
-class _RawBytes:
-    """What aiohttp feeds an upgraded connection's bytes to (the hook WebSocketResponse
-    uses): they go to a queue, None at the end. aiohttp's parser does not know the SPDY
-    upgrade, so this is installed before the 101 goes out: the client sends nothing more
-    until it has read it."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-
-    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
-        self.queue.put_nowait(bytes(data))
-        return False, b""
-
-    def feed_eof(self) -> None:
-        self.queue.put_nowait(None)
-
-
 class _SpdyChannels:
     """The server end of a SPDY/3.1 exec or attach connection (see the module docstring)."""
 
-    def __init__(self, request: web.Request, response: web.StreamResponse, raw: _RawBytes,
+    def __init__(self, request: web.Request, response: web.StreamResponse, raw: spdy.RawBytes,
                  expected: set[str]) -> None:
         assert request.transport is not None
         self.response = response
@@ -189,7 +172,7 @@ class _SpdyChannels:
                 headers={"X-Accepted-Stream-Protocol-Versions": ", ".join(SPDY_PROTOCOLS)})
         if request.transport is None:
             raise web.HTTPBadRequest(text="the connection is gone")
-        raw = _RawBytes()
+        raw = spdy.RawBytes()
         request.protocol.set_parser(raw)  # type: ignore[arg-type]
         response = web.StreamResponse(status=101, headers={
             "Connection": "Upgrade", "Upgrade": "SPDY/3.1",

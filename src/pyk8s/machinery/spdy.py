@@ -16,6 +16,7 @@ neither sends nor honours WINDOW_UPDATE.
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
@@ -249,3 +250,21 @@ class Framer:
 
     def window_update(self, stream_id: int, delta: int) -> bytes:
         return self._control(WINDOW_UPDATE, 0, struct.pack(">II", stream_id, delta))
+
+
+class RawBytes:
+    """What aiohttp feeds an upgraded connection's bytes to (the hook WebSocketResponse
+    uses): they go to a queue, None at the end. aiohttp's parser does not know the SPDY
+    upgrade, so this is installed before the 101 goes out: the client sends nothing more
+    until it has read it. (The API server's proxy and the kubelet's node server both take
+    SPDY upgrades.)"""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        self.queue.put_nowait(bytes(data))
+        return False, b""
+
+    def feed_eof(self) -> None:
+        self.queue.put_nowait(None)
