@@ -58,6 +58,13 @@ MAX_ENDPOINTS_PER_SLICE = 100
 Group = tuple[str, tuple[Any, ...]]  # (addressType, ports)
 
 
+STALE_CACHE_RETRY = 0.05
+"""Seconds before a sync that found the slice cache behind its own writes runs again."""
+STALE_CACHE_PATIENCE = 5.0
+"""... and how long a write is waited for (a slice someone else changed or deleted since
+would never show as written)."""
+
+
 def family_of(ip: str) -> str:
     return "IPv6" if ":" in ip else "IPv4"
 
@@ -123,8 +130,13 @@ class EndpointSliceController(QueueController):
                  clock: Clock = SYSTEM_CLOCK,
                  max_endpoints: int = MAX_ENDPOINTS_PER_SLICE) -> None:
         super().__init__(clock)
+        self.clock = clock
         self.client = client
         self.max_endpoints = max_endpoints
+        self._written: dict[str, dict[str, tuple[int | None, float]]] = {}
+        """Per Service: the slices this controller wrote and the resourceVersion it got
+        back (None: deleted), until its informer shows as much (upstream's
+        endpointSliceTracker): a sync on an older cache would create a slice twice."""
         self.svc_informer = indexes.ensure(factory.informer(SERVICES), indexes.NAMESPACE)
         self.pod_informer = indexes.ensure(factory.informer(PODS), indexes.NAMESPACE)
         self.slice_informer = indexes.ensure(factory.informer(ENDPOINT_SLICES), indexes.NAMESPACE)
@@ -168,6 +180,8 @@ class EndpointSliceController(QueueController):
         svc = self.svc_informer.get(key)
         if svc is None or service_selector(svc) is None:
             return None  # the garbage collector removes owned slices
+        if self._cache_is_stale(key, namespace):
+            return STALE_CACHE_RETRY
         uid = meta(svc).get("uid")
         existing: dict[Group, list[Obj]] = {}
         stale: list[Obj] = []
@@ -183,11 +197,37 @@ class EndpointSliceController(QueueController):
             if group not in wanted:
                 stale.extend(slices)
         for eps in stale:
-            await ignore_not_found(self.client.delete(
-                ENDPOINT_SLICES, namespace, str(meta(eps).get("name") or "")))
+            await self._delete(svc, eps)
         for group, (ports, endpoints) in sorted(wanted.items(), key=repr):
             await self._reconcile_group(svc, group, ports, endpoints, existing.get(group, []))
         return None
+
+    def _cache_is_stale(self, key: str, namespace: str) -> bool:
+        written = self._written.get(key)
+        if not written:
+            return False
+        now = self.clock.monotonic()
+        for name, (version, at) in list(written.items()):
+            cached = self.slice_informer.get(f"{namespace}/{name}")
+            seen = cached is None if version is None else \
+                cached is not None and int(meta(cached).get("resourceVersion") or 0) >= version
+            if seen or now - at > STALE_CACHE_PATIENCE:  # someone else changed it since
+                del written[name]
+        if not written:
+            del self._written[key]
+            return False
+        return True
+
+    def _remember(self, svc: Obj, name: str, written: Obj | None) -> None:
+        version = int(meta(written).get("resourceVersion") or 0) if written is not None \
+            else None
+        self._written.setdefault(key_of(svc), {})[name] = (version, self.clock.monotonic())
+
+    async def _delete(self, svc: Obj, eps: Obj) -> None:
+        name = str(meta(eps).get("name") or "")
+        await ignore_not_found(self.client.delete(
+            ENDPOINT_SLICES, str(meta(eps).get("namespace") or ""), name))
+        self._remember(svc, name, None)
 
     async def _reconcile_group(self, svc: Obj, group: Group, ports: list[Obj],
                                want: dict[str, Obj], slices: list[Obj]) -> None:
@@ -211,9 +251,7 @@ class EndpointSliceController(QueueController):
         keep_one = not want  # the placeholder: one empty slice per family
         for eps, kept, _ in plans:
             if not kept and not keep_one:
-                await ignore_not_found(self.client.delete(
-                    ENDPOINT_SLICES, str(meta(eps).get("namespace") or ""),
-                    str(meta(eps).get("name") or "")))
+                await self._delete(svc, eps)
                 continue
             keep_one = False
             await self._write(svc, group[0], ports, kept, eps)
@@ -234,11 +272,12 @@ class EndpointSliceController(QueueController):
             "endpoints": sorted(endpoints, key=endpoint_id)}
         if current is None:
             try:
-                await self.client.create(ENDPOINT_SLICES, body, namespace=namespace)
+                created = await self.client.create(ENDPOINT_SLICES, body, namespace=namespace)
             except ApiError as exc:
                 if exc.code == 403 and "terminat" in exc.message.lower():
                     return
                 raise
+            self._remember(svc, str(meta(created).get("name") or ""), created)
             return
         cmeta = meta(current)
         if (normalized(cmeta.get("labels") or {}) == normalized(body["metadata"]["labels"])
@@ -250,4 +289,5 @@ class EndpointSliceController(QueueController):
         body["metadata"] = {**{k: v for k, v in cmeta.items() if k != "generateName"},
                             "labels": body["metadata"]["labels"],
                             "ownerReferences": body["metadata"]["ownerReferences"]}
-        await self.client.update(ENDPOINT_SLICES, body)
+        updated = await self.client.update(ENDPOINT_SLICES, body)
+        self._remember(svc, str(cmeta.get("name") or ""), updated)

@@ -246,3 +246,22 @@ class TestEndpointSlices:
             assert "mine" in names and len(names) == 2
 
         run(scenario())
+
+
+def test_a_sync_before_the_cache_shows_its_own_write_creates_nothing_twice() -> None:
+    """Upstream's endpointSliceTracker: the slice just created is not in the informer yet."""
+    async def scenario() -> tuple[float | None, int, float | None, int]:
+        api, _, eps = setup()
+        api.seed(PODS, pod("a", "10.1.0.1"))
+        api.seed(SERVICES, service())
+        await eps.sync("default/web")  # creates the slice; its watch event is still pending
+        again = await eps.sync("default/web")
+        count = len(slices(api))
+        api.flush()
+        later = await eps.sync("default/web")
+        return again, count, later, len(slices(api))
+
+    again, count, later, final = run(scenario())
+    assert again is not None and again > 0  # retried shortly, not acted on
+    assert count == 1
+    assert (later, final) == (None, 1)
