@@ -123,7 +123,9 @@ def all_started(obj: dict[str, Any]) -> bool:
 
 
 async def startup(cluster: Cluster, count: int) -> dict[str, float]:
-    client = ApiClient.from_kubeconfig(cluster.kubeconfig)
+    # Many connections: the creates go out at once, as from many users (the latency is
+    # measured from each POST).
+    client = ApiClient.from_kubeconfig(cluster.kubeconfig, max_connections=128)
     try:
         for _ in range(300):
             nodes = (await client.list(NODES))["items"]

@@ -66,15 +66,17 @@ class ApiClient:
     """Calls to one API server. Create it inside the event loop that will use it."""
 
     def __init__(self, server: str, ssl_context: ssl.SSLContext | None = None, *,
-                 user_agent: str = "pyk8s") -> None:
+                 user_agent: str = "pyk8s", max_connections: int = REQUEST_CONNECTIONS) -> None:
         self.server = server.rstrip("/")
+        self.max_connections = max_connections
         self._ssl = ssl_context
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
         self._watch_session: aiohttp.ClientSession | None = None
 
     @classmethod
-    def from_kubeconfig(cls, path: str | Path, *, user_agent: str = "pyk8s") -> ApiClient:
+    def from_kubeconfig(cls, path: str | Path, *, user_agent: str = "pyk8s",
+                        max_connections: int = REQUEST_CONNECTIONS) -> ApiClient:
         path = Path(path)
         config = yaml.safe_load(path.read_text())
         current = config.get("current-context")
@@ -87,7 +89,8 @@ class ApiClient:
             _data_or_file(user, "client-certificate", base),
             _data_or_file(user, "client-key", base),
         )
-        return cls(cluster["server"], context_ssl, user_agent=user_agent)
+        return cls(cluster["server"], context_ssl, user_agent=user_agent,
+                   max_connections=max_connections)
 
     def _new_session(self, limit: int) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else False,
@@ -104,7 +107,7 @@ class ApiClient:
         100 pods) queues for a free one instead of paying a TLS handshake on each side for
         a new one, as upstream's clients multiplex one HTTP/2 connection."""
         if self._session is None or self._session.closed:
-            self._session = self._new_session(REQUEST_CONNECTIONS)
+            self._session = self._new_session(self.max_connections)
         return self._session
 
     def _watch_client(self) -> aiohttp.ClientSession:
