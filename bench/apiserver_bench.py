@@ -12,7 +12,7 @@ temporary directory) is cleaned up on exit, failure, Ctrl-C or SIGTERM.
     .venv/bin/python bench/apiserver_bench.py --only creates,list
     .venv/bin/python bench/apiserver_bench.py --only creates --profile /tmp/prof
 
-Benches (``--only`` names): ready, creates, paced, list, rss, watch. See bench/README.md.
+Benches (``--only`` names): ready, creates, paced, list, rss, watch, ops. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # for ``tests.cluster`` (also in spawned helper processes)
     sys.path.insert(0, str(REPO))
 
-BENCHES = ("ready", "creates", "paced", "list", "rss", "watch")
+BENCHES = ("ready", "creates", "paced", "list", "rss", "watch", "ops")
 PACED_CONNECTIONS = 64
 NOISY_OTHER_CORES = 0.25
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -72,10 +72,13 @@ class Settings:
     watch_procs: int = 1          # processes the watchers are spread over
     watch_writes: int = 20
     watch_interval: float = 0.2
+    ops_count: int = 2000         # ops: requests of each kind per round
+    ops_rounds: int = 3           # ops: rounds (the median is the figure)
+    ops_watchers: int = 4         # ops: watches of every pod, lease and node held meanwhile
 
 
 QUICK = Settings(create_pods=3000, create_seconds=3.0, paced_seconds=3.0, list_pods=2000,
-                 list_repeats=3, watchers=200, watch_writes=5)
+                 list_repeats=3, watchers=200, watch_writes=5, ops_count=500, ops_rounds=2)
 
 
 # -- small helpers -----------------------------------------------------------------------
@@ -859,6 +862,183 @@ def bench_watch(servers: Servers, cfg: Settings, profile: Path | None) -> None:
          server_cpu_us_per_delivered_event=server_cpu / max(1, len(delays)) * 1e6)
 
 
+# -- per-request CPU of what a scheduled pod costs ---------------------------------------
+
+OPS = ("create", "binding", "event", "pod_status", "lease", "node_status")
+OPS_NODES = 100
+OPS_CONCURRENCY = 8  # the components' request connections (client/rest.py)
+
+
+def _ops_requests(kind: str, round_: int, count: int) -> list[tuple[str, str, bytes, str]]:
+    """(method, path, body, content type) of ``count`` requests of one kind, shaped as the
+    scheduler, the controllers and the hollow nodes send them."""
+    from datetime import UTC, datetime, timedelta
+
+    from pyk8s.hollow import objects as hollow
+
+    now = datetime.now(UTC) + timedelta(hours=round_)
+    ns = "/api/v1/namespaces/bench-ops"
+    merge = "application/merge-patch+json"
+    out = []
+    for i in range(count):
+        pod = f"r{round_}-{i:05}"
+        node = f"ops-{i % OPS_NODES}"
+        if kind == "create":
+            body = {"apiVersion": "v1", "kind": "Pod", "metadata": {
+                "name": pod, "labels": {"app": "ops"}, "ownerReferences": [{
+                    "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "ops",
+                    "uid": "00000000-0000-0000-0000-000000000001", "controller": True,
+                    "blockOwnerDeletion": True}]},
+                "spec": {"containers": [{"name": "app", "image": "app:1", "resources": {
+                    "requests": {"cpu": "100m", "memory": "128Mi"}}}]}}
+            out.append(("POST", f"{ns}/pods", orjson.dumps(body), "application/json"))
+        elif kind == "binding":
+            body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod},
+                    "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
+            out.append(("POST", f"{ns}/pods/{pod}/binding", orjson.dumps(body),
+                        "application/json"))
+        elif kind == "event":
+            stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+            body = {"apiVersion": "v1", "kind": "Event",
+                    "metadata": {"name": f"{pod}.{round_:04}{i:012x}", "namespace": "bench-ops"},
+                    "involvedObject": {"apiVersion": "v1", "kind": "Pod",
+                                       "namespace": "bench-ops", "name": pod,
+                                       "uid": "00000000-0000-0000-0000-000000000002",
+                                       "resourceVersion": "1"},
+                    "reason": "Scheduled", "type": "Normal",
+                    "message": f"Successfully assigned bench-ops/{pod} to {node}",
+                    "source": {"component": "default-scheduler"},
+                    "reportingComponent": "default-scheduler", "reportingInstance": "bench",
+                    "action": "Binding", "firstTimestamp": stamp, "lastTimestamp": stamp,
+                    "count": 1}
+            out.append(("POST", f"{ns}/events", orjson.dumps(body), "application/json"))
+        elif kind == "pod_status":
+            fake = {"metadata": {"uid": "00000000-0000-0000-0000-000000000003"},
+                    "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+                    "status": {"conditions": [{"type": "PodScheduled", "status": "True",
+                                               "lastProbeTime": None,
+                                               "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}
+            status = hollow.running_status(fake, hollow.node_ip(i % OPS_NODES),
+                                           f"10.64.0.{i % 250 + 2}", now)
+            out.append(("PATCH", f"{ns}/pods/{pod}/status", orjson.dumps({"status": status}),
+                        merge))
+        elif kind == "lease":  # every renewal a new time, or most would be no-ops
+            spec = hollow.lease_spec(node, 40, now + timedelta(microseconds=i))
+            out.append(("PATCH", f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/"
+                                 f"leases/{node}", orjson.dumps({"spec": spec}), merge))
+        elif kind == "node_status":
+            body = {"status": {"conditions": hollow.node_conditions(now + timedelta(seconds=i),
+                                                                    now)}}
+            out.append(("PATCH", f"/api/v1/nodes/{node}/status", orjson.dumps(body), merge))
+    return out
+
+
+async def _ops_setup(session: aiohttp.ClientSession, url: str) -> None:
+    from datetime import UTC, datetime
+
+    from pyk8s.hollow import objects as hollow
+    from pyk8s.hollow.settings import HollowNodeSettings
+
+    async def post(path: str, body: Any) -> None:
+        async with session.post(url + path, data=orjson.dumps(body), headers=JSON_HEADERS) as r:
+            if r.status not in (201, 409):
+                raise RuntimeError(f"setup POST {path}: {r.status} {(await r.read())[:300]!r}")
+
+    await post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                      "metadata": {"name": "bench-ops"}})
+    settings = HollowNodeSettings(prefix="ops")
+    now = datetime.now(UTC)
+    for i in range(OPS_NODES):
+        await post("/api/v1/nodes", hollow.node_object(settings, i, now))
+        await post("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+                   hollow.lease_object(f"ops-{i}", 40, now))
+
+
+async def _ops_watch(session: aiohttp.ClientSession, url: str, path: str,
+                     seen: list[int]) -> None:
+    async with session.get(f"{url}{path}?watch=1&resourceVersion=0",
+                           timeout=aiohttp.ClientTimeout(total=None)) as resp:
+        async for _line in resp.content:
+            seen[0] += 1
+
+
+def bench_ops(servers: Servers, cfg: Settings, profile: Path | None) -> None:
+    """Server CPU per request of each kind a scheduled pod costs, with watchers attached:
+    ``ops_watchers`` watches of all pods, of leases and of nodes (as the scheduler, the
+    controller manager and the hollow nodes hold them), read in this process."""
+    cluster = servers.start("ops")
+    assert cluster.proc is not None
+    pid = cluster.proc.pid
+    log(f"ops: {cfg.ops_count} requests per kind x {cfg.ops_rounds} rounds, "
+        f"{cfg.ops_watchers} watchers each of pods, leases and nodes")
+
+    async def main() -> dict[str, list[dict[str, float]]]:
+        results: dict[str, list[dict[str, float]]] = {k: [] for k in OPS}
+        async with client_session(pki_of(cluster), 0) as session:
+            url = cluster.url
+            await _ops_setup(session, url)
+            seen = [0]
+            watches = [asyncio.create_task(_ops_watch(session, url, path, seen))
+                       for path in ("/api/v1/pods", "/apis/coordination.k8s.io/v1/leases",
+                                    "/api/v1/nodes") for _ in range(cfg.ops_watchers)]
+            await warm_up(session, url, OPS_CONCURRENCY)
+            await asyncio.sleep(0.5)
+            profiler = None
+            try:
+                for round_ in range(cfg.ops_rounds):
+                    for kind in OPS:
+                        requests = _ops_requests(kind, round_, cfg.ops_count)
+                        if profile is not None and round_ == cfg.ops_rounds - 1:
+                            profiler = start_profiler(pid, 30, profile, f"ops_{kind}")
+                        results[kind].append(await _ops_round(session, url, pid, requests))
+                        if profiler is not None:
+                            profiler[0].send_signal(signal.SIGINT)
+                            finish_profiler(profiler, f"ops_{kind}")
+                            profiler = None
+            finally:
+                for task in watches:
+                    task.cancel()
+                await asyncio.gather(*watches, return_exceptions=True)
+        return results
+
+    results = run_async(main())
+    servers.stop(cluster)
+    for kind, rounds in results.items():
+        per_op = sorted(r["server_cpu_us"] for r in rounds)
+        value = per_op[len(per_op) // 2]
+        emit(f"ops_{kind}_server_cpu_us", value, "us", rounds=per_op,
+             per_second=[r["per_second"] for r in rounds],
+             other_processes_cores=[r["other_cores"] for r in rounds])
+
+
+async def _ops_round(session: aiohttp.ClientSession, url: str, pid: int,
+                     requests: list[tuple[str, str, bytes, str]]) -> dict[str, float]:
+    queue = list(reversed(requests))
+    failures: list[str] = []
+
+    async def worker() -> None:
+        while queue:
+            method, path, body, ctype = queue.pop()
+            async with session.request(method, url + path, data=body, headers={
+                    "Content-Type": ctype, "Accept": "application/json"}) as resp:
+                answer = await resp.read()
+                if resp.status >= 300 and not failures:
+                    failures.append(f"{method} {path}: {resp.status} {answer[:300]!r}")
+
+    await asyncio.sleep(0.3)  # the previous round's watch events are delivered
+    meter = CpuMeter(pid, [])
+    started = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(OPS_CONCURRENCY)))
+    elapsed = time.monotonic() - started
+    await asyncio.sleep(0.3)  # fan-out of the last writes is counted too
+    cores = meter.cores()
+    if failures:
+        raise RuntimeError(failures[0])
+    window = elapsed + 0.3
+    return {"server_cpu_us": cores["server"] * window / len(requests) * 1e6,
+            "per_second": len(requests) / elapsed, "other_cores": cores["other_processes"]}
+
+
 # -- main --------------------------------------------------------------------------------
 
 
@@ -917,6 +1097,8 @@ def main(argv: list[str] | None = None) -> int:
             bench_paced(servers, cfg)
         if "watch" in which:
             bench_watch(servers, cfg, args.profile)
+        if "ops" in which:
+            bench_ops(servers, cfg, args.profile)
     except KeyboardInterrupt:
         log("interrupted")
         status = 130

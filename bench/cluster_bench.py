@@ -21,8 +21,8 @@ Figures (``--only`` names in brackets):
   (observedGeneration current, updated = available = total = R).
 
 ``--profile DIR`` runs py-spy (``record --gil --nonblocking --function --format raw``) on the
-scheduler during the scheduling window and on the server during the deployment and the
-rollout, and emits ``profile_*`` lines with the top functions.
+scheduler and the server during the scheduling window, and on the server during the
+deployment and the rollout, and emits ``profile_*`` lines with the top functions.
 
     .venv/bin/python bench/cluster_bench.py                 # the sizes, a few minutes
     .venv/bin/python bench/cluster_bench.py --quick         # small sizes, about a minute
@@ -366,6 +366,9 @@ async def bench_schedule(stack: Stack, client: ApiClient, pods: int, target: flo
     meter = CpuMeter(stack.pids())
     proc = stack.start_scheduler()
     profiler.start(proc.pid, f"scheduler_{stack.nodes}_nodes", pods / 300 + 8)
+    server_profiler = Profiler(profiler.out_dir)
+    server_profiler.start(stack.pids()["server"], f"server_schedule_{stack.nodes}_nodes",
+                          pods / 300 + 8)
     meter.pids["scheduler"] = proc.pid
     meter.start[1]["scheduler"] = 0.0
     synced = asyncio.create_task(stack.scheduler_synced(timeout))
@@ -387,6 +390,7 @@ async def bench_schedule(stack: Stack, client: ApiClient, pods: int, target: flo
     finally:
         synced.cancel()
         profiler.stop()
+        server_profiler.stop()
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher

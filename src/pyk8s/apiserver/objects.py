@@ -42,9 +42,33 @@ def encode(obj: Obj) -> bytes:
 
 
 def decode(kv: KeyValue) -> Obj:
-    obj: Obj = orjson.loads(kv.value)
-    obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+    return decode_raw(kv.value, kv.mod_revision)
+
+
+def decode_raw(value: bytes, revision: int) -> Obj:
+    """A stored value (or the watch cache's copy of it) as an object at ``revision``.
+    Parsing again is the cheap way to a private copy: several times faster than
+    ``copy.deepcopy`` of the parsed object."""
+    obj: Obj = orjson.loads(value)
+    obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
     return obj
+
+
+def copy_tree(value: Any) -> Any:
+    """A deep copy of a decoded body (dicts and lists of immutable values), without
+    ``copy.deepcopy``'s memo and dispatch: several times faster."""
+    if isinstance(value, dict):
+        return {k: copy_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_tree(v) for v in value]
+    return value
+
+
+def clone(obj: Obj) -> Obj:
+    """A private deep copy of an object that came from :func:`decode` (JSON values only),
+    through orjson: several times faster than ``copy.deepcopy``."""
+    out: Obj = orjson.loads(orjson.dumps(obj))
+    return out
 
 
 def generate_name(prefix: str) -> str:

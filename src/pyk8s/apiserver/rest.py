@@ -9,7 +9,6 @@ a resourceVersion, which then is a 409 Conflict).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,10 +16,11 @@ from typing import Any
 from pyk8s.apiserver import fieldmanager, objects
 from pyk8s.apiserver.context import ApiContext
 from pyk8s.apiserver.objects import Obj
+from pyk8s.apiserver.watchcache import CachedObject
 from pyk8s.machinery import errors
 from pyk8s.machinery.meta import new_uid, now_rfc3339, rfc3339
 from pyk8s.machinery.resources import Resource
-from pyk8s.storage import KeyExistsError, KeyNotFoundError, RevisionMismatchError
+from pyk8s.storage import KeyExistsError, KeyNotFoundError, KeyValue, RevisionMismatchError
 
 MAX_RETRIES = 16
 
@@ -101,14 +101,18 @@ async def create(
         if dry_run:
             strategy.release(obj)
             return obj
+        value = objects.encode(obj)
+        ctx.cache.expect(value, obj)
         try:
-            kv = await ctx.store.create(resource.key(namespace, meta["name"]), objects.encode(obj))
+            kv = await ctx.store.create(resource.key(namespace, meta["name"]), value)
         except KeyExistsError:
+            ctx.cache.withdraw(value)
             if attempt + 1 < attempts:
                 continue
             strategy.release(obj)
             raise errors.already_exists(resource.group, resource.plural, meta["name"]) from None
         except BaseException:
+            ctx.cache.withdraw(value)
             strategy.release(obj)
             raise
         meta["resourceVersion"] = str(kv.mod_revision)
@@ -123,7 +127,9 @@ async def get(ctx: ApiContext, resource: Resource, namespace: str, name: str) ->
     return objects.decode(kv)
 
 
-Mutation = Callable[[Obj], Obj]
+# mutate(obj, current): ``obj`` is a private copy of ``current`` to change and return (or a
+# new object); ``current`` is the object as read, shared: it must not be changed.
+Mutation = Callable[[Obj, Obj], Obj]
 
 
 async def _remove(ctx: ApiContext, resource: Resource, name: str, key: str, revision: int,
@@ -152,19 +158,40 @@ async def guaranteed_update(
 ) -> Obj:
     """Apply ``mutate`` to the current object and store the result, retrying lost races.
 
-    ``mutate`` receives a private copy and returns the new object (or raises ApiError). An
-    unchanged result is not written (no new resourceVersion), as upstream skips no-op
-    updates. An object marked for deletion whose last finalizer goes is deleted."""
+    ``mutate`` receives a private copy and the object read (see :data:`Mutation`) and
+    returns the new object (or raises ApiError). An unchanged result is not written (no new
+    resourceVersion), as upstream skips no-op updates. An object marked for deletion whose
+    last finalizer goes is deleted.
+
+    The first attempt starts from the watch cache's copy, as upstream's GuaranteedUpdate
+    starts from the cacher's object: the write is conditional on that revision, so a stale
+    copy costs one retry, never a wrong write. Whatever else a stale copy could decide (an
+    error from ``mutate``, a no-op) is decided again on a fresh read from the store. A dry
+    run (no write to catch a stale copy) and a kind that reserves from shared pools on
+    update start from the store."""
     strategy = _strategy(ctx, resource)
     key = resource.key(namespace, name)
+    fresh_first = dry_run or (reallocate and strategy.allocates)
+    cached = None if fresh_first else _cached(ctx, resource, key)
     for _ in range(MAX_RETRIES):
-        kv = await ctx.store.get(key)
-        if kv is None:
-            raise errors.not_found(resource.group, resource.plural, name)
-        current = objects.decode(kv)
-        new = mutate(copy.deepcopy(current))
+        if cached is not None:
+            raw, revision, current, stale_ok = cached.raw, cached.revision, cached.load(), True
+            cached = None
+        else:
+            kv = await ctx.store.get(key)
+            if kv is None:
+                raise errors.not_found(resource.group, resource.plural, name)
+            raw, revision, current, stale_ok = kv.value, kv.mod_revision, objects.decode(kv), False
+        try:
+            new = mutate(objects.decode_raw(raw, revision), current)
+        except errors.ApiError:
+            if stale_ok:
+                continue
+            raise
         new.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
         if new == current:
+            if stale_ok:
+                continue
             return current
         meta = new["metadata"]
         if (
@@ -174,17 +201,17 @@ async def guaranteed_update(
         ):
             if dry_run:
                 return new
-            revision = await _remove(ctx, resource, name, key, kv.mod_revision, current)
-            if revision is None:
+            removed = await _remove(ctx, resource, name, key, revision, current)
+            if removed is None:
                 continue
-            meta["resourceVersion"] = revision
+            meta["resourceVersion"] = removed
             return new
         if reallocate:
             await strategy.reallocate(new, current)
         if dry_run:
             return new
         try:
-            written = await ctx.store.update(key, objects.encode(new), expected_revision=kv.mod_revision)
+            written = await _write(ctx, key, new, revision)
         except RevisionMismatchError:
             continue
         except KeyNotFoundError:
@@ -193,6 +220,25 @@ async def guaranteed_update(
         return new
     raise errors.conflict(resource.group, resource.plural, name,
                           "too many concurrent updates; please try again")
+
+
+async def _write(ctx: ApiContext, key: str, new: Obj, revision: int) -> KeyValue:
+    """Store ``new`` over ``revision``, handing it to the watch cache (see
+    :meth:`WatchCache.expect`): ``new`` must not change afterwards but for the
+    resourceVersion the write gives it."""
+    value = objects.encode(new)
+    ctx.cache.expect(value, new)
+    try:
+        return await ctx.store.update(key, value, expected_revision=revision)
+    except BaseException:
+        ctx.cache.withdraw(value)
+        raise
+
+
+def _cached(ctx: ApiContext, resource: Resource, key: str) -> CachedObject | None:
+    """The watch cache's copy of ``key``, if it holds one (it may lag the store)."""
+    cache = ctx.cache.caches.get(resource.storage_prefix)
+    return cache.items.get(key) if cache is not None else None
 
 
 def check_precondition(resource: Resource, name: str, wanted: Any, current: Obj) -> None:
@@ -272,12 +318,12 @@ async def update(
     wanted = incoming["metadata"].get("resourceVersion")
     sent_managed = incoming["metadata"].get("managedFields")
 
-    def mutate(current: Obj) -> Obj:
+    def mutate(obj: Obj, current: Obj) -> Obj:
         check_precondition(resource, name, wanted, current)
         if subresource == "status":
-            new = merge_status(incoming, copy.deepcopy(current))
+            new = merge_status(incoming, obj)
         else:
-            new = merge_update(ctx, resource, name, copy.deepcopy(incoming), current)
+            new = merge_update(ctx, resource, name, objects.copy_tree(incoming), current)
         if manager is not None:
             fieldmanager.stamp(resource, subresource, manager, current, new, sent_managed)
         return new
@@ -309,18 +355,28 @@ async def delete(
     if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
         raise errors.bad_request("gracePeriodSeconds must be an integer")
     preconditions = options.get("preconditions") or {}
+    cached = None if dry_run else _cached(ctx, resource, key)  # as in guaranteed_update
     for _ in range(MAX_RETRIES):
-        kv = await ctx.store.get(key)
-        if kv is None:
-            raise errors.not_found(resource.group, resource.plural, name)
-        current = objects.decode(kv)
+        if cached is not None:
+            raw, revision, stale_ok = cached.raw, cached.revision, True
+            cached = None
+        else:
+            kv = await ctx.store.get(key)
+            if kv is None:
+                raise errors.not_found(resource.group, resource.plural, name)
+            raw, revision, stale_ok = kv.value, kv.mod_revision, False
+        current = objects.decode_raw(raw, revision)
         meta = current["metadata"]
         uid = preconditions.get("uid")
         if uid and uid != meta.get("uid"):
+            if stale_ok:
+                continue
             raise errors.conflict(resource.group, resource.plural, name,
                                   f"Precondition failed: UID in precondition: {uid}, UID in object meta: {meta.get('uid')}")
         rv = preconditions.get("resourceVersion")
         if rv and str(rv) != meta["resourceVersion"]:
+            if stale_ok:
+                continue
             raise errors.conflict(resource.group, resource.plural, name,
                                   f"Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {meta['resourceVersion']}")
         finalizers = list(meta.get("finalizers") or [])
@@ -339,12 +395,12 @@ async def delete(
         if period == 0 and strategy.deletion_finalized(candidate):
             if dry_run:
                 return current, True
-            revision = await _remove(ctx, resource, name, key, kv.mod_revision, current)
-            if revision is None:
+            removed = await _remove(ctx, resource, name, key, revision, current)
+            if removed is None:
                 continue
-            meta["resourceVersion"] = revision
+            meta["resourceVersion"] = removed
             return current, True
-        new = copy.deepcopy(current)
+        new = objects.decode_raw(raw, revision)
         new_meta = new["metadata"]
         now = datetime.now(UTC)
         if finalizers:
@@ -358,11 +414,13 @@ async def delete(
             new_meta["deletionGracePeriodSeconds"] = period
             strategy.on_deleting(new)
         if new == current:
+            if stale_ok:
+                continue
             return current, False
         if dry_run:
             return new, False
         try:
-            written = await ctx.store.update(key, objects.encode(new), expected_revision=kv.mod_revision)
+            written = await _write(ctx, key, new, revision)
         except RevisionMismatchError:
             continue
         except KeyNotFoundError:

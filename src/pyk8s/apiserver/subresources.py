@@ -39,12 +39,14 @@ def _merge_schema(res: Resource) -> patch.MergeSchema:
     return patchmeta.merge_schema(res.api_version, res.kind) or patch.EMPTY_SCHEMA
 
 
-def apply_patch(res: Resource, current: Obj, patch_type: str, body: Any) -> Obj:
-    """The object ``body`` (of ``patch_type``) makes of ``current``."""
+def apply_patch(res: Resource, current: Obj, patch_type: str, body: Any, *,
+                in_place: bool = False) -> Obj:
+    """The object ``body`` (of ``patch_type``) makes of ``current``, which is left alone
+    unless ``in_place`` (a merge patch then changes it rather than a copy of it)."""
     try:
         if patch_type == codec.MERGE_PATCH:
             patch.validate_merge_patch(body)
-            result = patch.json_merge_patch(current, body)
+            result = patch.json_merge_patch(current, body, in_place=in_place)
         elif patch_type == codec.JSON_PATCH:
             result = patch.json_patch(current, body)
         elif patch_type == codec.STRATEGIC_PATCH:
@@ -107,13 +109,12 @@ async def patch_object(
     else:
         wanted = None
 
-    def mutate(current: Obj) -> Obj:
+    def mutate(obj: Obj, current: Obj) -> Obj:
         rest.check_precondition(res, name, wanted, current)
         if config is not None:
-            patched = fieldmanager.apply(res, copy.deepcopy(current), config, manager or "",
-                                         force, sub)
+            patched = fieldmanager.apply(res, obj, config, manager or "", force, sub)
         else:
-            patched = apply_patch(res, copy.deepcopy(current), patch_type, body)
+            patched = apply_patch(res, obj, patch_type, body, in_place=True)
         sent_managed = (patched.get("metadata") or {}).get("managedFields") \
             if isinstance(patched.get("metadata"), dict) else None
         patched["apiVersion"] = res.api_version
@@ -130,7 +131,7 @@ async def patch_object(
             raise errors.invalid(res.group, res.kind, name, [(
                 "metadata.namespace", "FieldValueInvalid", "Invalid value: field is immutable")])
         if sub == "status":
-            new = rest.merge_status(patched, copy.deepcopy(current))
+            new = rest.merge_status(patched, objects.clone(current))
         else:
             new = rest.merge_update(ctx, res, name, patched, current)
         if config is not None:
@@ -180,12 +181,12 @@ def _replicas_from(scale: Any, res: Resource, name: str) -> int:
 
 async def _write_scale(ctx: ApiContext, res: Resource, namespace: str, name: str,
                        make_scale: Any, dry_run: bool, manager: str | None = None) -> Obj:
-    def mutate(current: Obj) -> Obj:
+    def mutate(obj: Obj, current: Obj) -> Obj:
         scale = make_scale(scale_of(res, current))
         wanted = (scale.get("metadata") or {}).get("resourceVersion") if isinstance(scale, dict) else None
         rest.check_precondition(res, name, wanted, current)
         replicas = _replicas_from(scale, res, name)
-        new = copy.deepcopy(current)
+        new = obj
         new.setdefault("spec", {})["replicas"] = replicas
         new = rest.merge_update(ctx, res, name, new, current)
         if manager is not None:
@@ -249,7 +250,7 @@ async def bind_pod(ctx: ApiContext, res: Resource, namespace: str, name: str, bo
         raise errors.invalid("", "Binding", name, [("target.kind", "FieldValueNotSupported",
                                                      'Unsupported value: "{}": supported values: "Node"'.format(target.get("kind")))])
 
-    def mutate(pod: Obj) -> Obj:
+    def mutate(pod: Obj, _current: Obj) -> Obj:
         meta = pod["metadata"]
         spec = pod.setdefault("spec", {})
         if meta.get("deletionTimestamp"):
@@ -275,7 +276,7 @@ async def finalize_namespace(ctx: ApiContext, res: Resource, name: str, body: An
         raise errors.bad_request("the request body must be a Namespace object")
     finalizers = (body.get("spec") or {}).get("finalizers") or []
 
-    def mutate(ns: Obj) -> Obj:
+    def mutate(ns: Obj, _current: Obj) -> Obj:
         ns.setdefault("spec", {})["finalizers"] = list(finalizers)
         if not finalizers:
             ns["spec"].pop("finalizers")

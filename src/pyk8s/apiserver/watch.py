@@ -5,6 +5,12 @@ A watch that starts below what the cache remembers gets one ``ERROR`` event carr
 ``BOOKMARK_INTERVAL`` seconds of quiet when the client allows them. Closing the stream early
 would end ``kubectl get -w`` (it exits on EOF), so the stream lasts the full timeout: the
 client's, or upstream's randomized default between ``min_request_timeout`` and twice that.
+
+Writes are coalesced under load: an event for a watch that was written to less than
+``MIN_WRITE_INTERVAL`` ago waits out the rest of that interval, and everything buffered by
+then goes out in one write. Each write costs a TLS record and a system call per watcher,
+whatever its size, so a busy watch costs per interval rather than per event; an event on a
+quiet watch goes out at once.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from pyk8s.machinery.resources import Resource
 from pyk8s.storage import CompactedError
 
 BOOKMARK_INTERVAL = 60.0
+MIN_WRITE_INTERVAL = 0.02
+MAX_EVENTS_PER_WRITE = 256
 
 
 def _since(text: str | None) -> int | None:
@@ -83,6 +91,7 @@ async def serve_watch(
     next_bookmark = loop.time() + BOOKMARK_INTERVAL
     first_table = True
     events = watcher.events
+    last_write = 0.0
     try:
         while True:
             now = loop.time()
@@ -90,16 +99,20 @@ async def serve_watch(
                 break
             await watcher.wait(min(deadline, next_bookmark) - now)
             if events:
+                hold = last_write + MIN_WRITE_INTERVAL - loop.time()
+                if hold > 0 and len(events) < MAX_EVENTS_PER_WRITE and not watcher.closed:
+                    await asyncio.sleep(hold)
                 chunks = []
-                while events and len(chunks) < 256:
+                while events and len(chunks) < MAX_EVENTS_PER_WRITE:
                     event = events.popleft()
                     if negotiated.table:
                         chunks.append(_table_event(res, event, include, first_table))
                         first_table = False
                     else:
-                        chunks.append(b'{"type":"%s","object":%s}\n' % (event.type.encode(), event.obj.raw))
+                        chunks.append(_json_event(event))
                 await response.write(b"".join(chunks))
-                next_bookmark = loop.time() + BOOKMARK_INTERVAL
+                last_write = loop.time()
+                next_bookmark = last_write + BOOKMARK_INTERVAL
             elif watcher.closed:
                 break
             elif bookmarks and loop.time() >= next_bookmark:
@@ -114,6 +127,15 @@ async def serve_watch(
     with contextlib.suppress(ConnectionResetError):
         await response.write_eof()
     return response
+
+
+def _json_event(event: CacheEvent) -> bytes:
+    """An event's line of a JSON watch stream; made once per event and type, however many
+    watchers receive it (the cached object's bytes are spliced in, never re-encoded)."""
+    line = event.line
+    if line is None:
+        line = event.line = b'{"type":"%s","object":%s}\n' % (event.type.encode(), event.obj.raw)
+    return line
 
 
 def _bookmark(res: Resource, revision: int) -> bytes:

@@ -7,7 +7,8 @@ server is answered from it, as upstream's cacher does.
 Objects are kept as serialized JSON bytes with their ``resourceVersion`` already set, plus the
 few parsed values selectors need (labels, selectable fields). Answering a list or a watch event
 is then a byte concatenation, with no per-request serialization, and 10,000 pods cost tens of
-MiB rather than hundreds.
+MiB rather than hundreds. The API server's own writes hand their object over
+(:meth:`WatchCache.expect`), so their events are not parsed again.
 
 Concurrency: everything runs on the event loop thread. Registering a watcher and copying the
 ring's events to it happen without an ``await`` in between, so no event can fall between the
@@ -39,6 +40,7 @@ log = logging.getLogger("pyk8s.apiserver.watchcache")
 
 RING_CAPACITY = 20_000
 WATCHER_QUEUE = 10_000
+EXPECTED_LIMIT = 1024
 
 
 @dataclass(slots=True)
@@ -62,6 +64,7 @@ class CacheEvent:
     revision: int
     obj: CachedObject
     prev: CachedObject | None
+    line: bytes | None = None  # its JSON watch-stream line, once a watcher needed it
 
 
 Matcher = Callable[[CachedObject], bool]
@@ -196,7 +199,11 @@ class ResourceCache:
 
 def cached_object(resource: Resource, key: str, value: bytes, revision: int) -> CachedObject:
     """Parse a stored value once: set its resourceVersion and pick out what selectors use."""
-    obj = orjson.loads(value)
+    return _cached_from(resource, key, orjson.loads(value), revision)
+
+
+def _cached_from(resource: Resource, key: str, obj: dict[str, Any],
+                 revision: int) -> CachedObject:
     meta = obj.setdefault("metadata", {})
     meta["resourceVersion"] = str(revision)
     fields = {
@@ -228,9 +235,29 @@ class WatchCache:
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
+        # Values the API server is writing, with the objects they encode: id -> (value, obj).
+        self._expected: dict[int, tuple[bytes, dict[str, Any]]] = {}
 
     def cache_for(self, resource: Resource) -> ResourceCache:
         return self.caches[resource.storage_prefix]
+
+    def expect(self, value: bytes, obj: dict[str, Any]) -> None:
+        """The API server is about to store ``value``, the encoding of ``obj``: when the
+        write's event arrives, the cache takes labels, fields and bytes from ``obj`` rather
+        than parsing ``value`` again (the parse is most of what an event costs here). The
+        writer must not change ``obj`` afterwards; the cache sets its resourceVersion, to
+        the value the writer sets too. A write that fails is :meth:`withdraw`-n; the few
+        that are not (a cancelled request) fall out after ``EXPECTED_LIMIT`` more."""
+        expected = self._expected
+        if len(expected) >= EXPECTED_LIMIT:
+            del expected[next(iter(expected))]
+        expected[id(value)] = (value, obj)
+
+    def withdraw(self, value: bytes) -> None:
+        """The write of ``value`` failed: no event will come for it."""
+        entry = self._expected.get(id(value))
+        if entry is not None and entry[0] is value:
+            del self._expected[id(value)]
 
     async def start(self) -> None:
         await self._fill()
@@ -282,7 +309,13 @@ class WatchCache:
         cache = self.caches.get(_prefix_of(event.kv.key))
         revision = event.revision
         if cache is not None:
-            obj = cached_object(cache.resource, event.kv.key, event.kv.value, revision)
+            value = event.kv.value
+            # Holding the value in _expected keeps its id from being reused meanwhile.
+            hint = self._expected.pop(id(value), None) if self._expected else None
+            if hint is not None and hint[0] is value and event.type != "DELETE":
+                obj = _cached_from(cache.resource, event.kv.key, hint[1], revision)
+            else:
+                obj = cached_object(cache.resource, event.kv.key, value, revision)
             if event.type == "DELETE":
                 prev = cache.remove(event.kv.key)
                 cache.record(CacheEvent("DELETED", revision, obj, prev))

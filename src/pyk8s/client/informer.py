@@ -101,16 +101,18 @@ class Informer:
     def _reindex(self, key: str, old: Obj | None, new: Obj | None) -> None:
         for name, func in self._index_funcs.items():
             index = self._indices[name]
-            if old is not None:
-                for value in self._index_values(func, old):
-                    keys = index.get(value)
-                    if keys is not None:
-                        keys.discard(key)
-                        if not keys:
-                            del index[value]
-            if new is not None:
-                for value in self._index_values(func, new):
-                    index.setdefault(value, set()).add(key)
+            old_values = self._index_values(func, old) if old is not None else []
+            new_values = self._index_values(func, new) if new is not None else []
+            if old_values == new_values:  # most updates (a status change) move nothing
+                continue
+            for value in old_values:
+                keys = index.get(value)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del index[value]
+            for value in new_values:
+                index.setdefault(value, set()).add(key)
 
     # -- delivery --------------------------------------------------------------------------
 

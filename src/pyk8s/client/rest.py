@@ -248,16 +248,9 @@ class ApiClient:
             ) as response:
                 if response.status >= 400:
                     raise _error_from(response.status, await response.read())
-                buffer = b""
+                lines = LineSplitter()
                 async for chunk in response.content.iter_any():
-                    buffer += chunk
-                    while True:
-                        cut = buffer.find(b"\n")
-                        if cut < 0:
-                            break
-                        line, buffer = buffer[:cut], buffer[cut + 1:]
-                        if not line.strip():
-                            continue
+                    for line in lines.feed(chunk):
                         event = orjson.loads(line)
                         if event.get("type") == "ERROR":
                             status = event.get("object") or {}
@@ -269,6 +262,32 @@ class ApiClient:
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise ApiError(503, "ServiceUnavailable",
                            f"watch {res.plural}: {type(exc).__name__}: {exc}") from None
+
+
+class LineSplitter:
+    """The non-blank lines of a stream that arrives in chunks (a watch: one event per line).
+
+    A chunk may end inside a line; its pieces wait until the line ends and are joined once.
+    A chunk of many lines is split once: nothing is re-copied per line or per chunk, which
+    matters when a watch delivers hundreds of events in one read."""
+
+    def __init__(self) -> None:
+        self._partial: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        if b"\n" not in chunk:
+            if chunk:
+                self._partial.append(chunk)
+            return []
+        if self._partial:
+            self._partial.append(chunk)
+            chunk = b"".join(self._partial)
+            self._partial.clear()
+        lines = chunk.split(b"\n")
+        tail = lines.pop()
+        if tail:
+            self._partial.append(tail)
+        return [line for line in lines if line and not line.isspace()]
 
 
 def _param(value: Any) -> str:

@@ -5,7 +5,8 @@ one of ours; 5,000 nodes share that one watch. Its handlers only enqueue keys; a
 run a level-triggered ``sync(key)`` on the cached pod:
 
 * bound, not yet Running and Ready → after a simulated start (``pod_start_delay``, counted
-  from when the pod was first seen, waited with ``add_after`` so no worker sleeps) patch
+  from when the pod was first seen and rounded up to the ``tick`` grid, so the starts of one
+  tick reach the API server as one burst; waited with ``add_after`` so no worker sleeps) patch
   ``/status`` with what a kubelet reports: phase Running, every condition True, running
   containers with ``hollow://`` IDs, a pod IP from the node's range;
 * deleting (``deletionTimestamp``) → after ``min(pod_termination_delay, grace)`` delete it
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 from collections.abc import Callable
 from typing import Any
@@ -135,7 +137,11 @@ class PodSimulator:
         due = self._start_due.get(uid)
         if due is None:
             low, high = self.settings.pod_start_delay
-            due = self._start_due[uid] = self.clock.monotonic() + self._random.uniform(low, high)
+            due = self.clock.monotonic() + self._random.uniform(low, high)
+            tick = self.settings.tick
+            if tick > 0:  # on the tick grid: pods that start together report together
+                due = math.ceil(due / tick) * tick
+            self._start_due[uid] = due
         left = due - self.clock.monotonic()
         if left > 0:
             self.queue.add_after(key, left)

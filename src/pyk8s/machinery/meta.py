@@ -11,7 +11,6 @@ import os
 import random
 import re
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,10 +83,16 @@ def parse_rfc3339(text: str) -> datetime | None:
 _uid_random = random.Random(os.urandom(32))
 
 
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (4 << 76) | (0x8000 << 48)
+
+
 def new_uid() -> str:
     """A version-4 UUID. Drawn from a generator seeded once from the OS: uids must be unique,
-    not secret, and ``uuid4()`` costs a getrandom system call per write."""
-    return str(uuid.UUID(int=_uid_random.getrandbits(128), version=4))
+    not secret, and ``uuid4()`` costs a getrandom system call per write. Formatted here
+    rather than through ``uuid.UUID`` (the same text, a fraction of the time)."""
+    h = "%032x" % ((_uid_random.getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @functools.lru_cache(maxsize=1024)

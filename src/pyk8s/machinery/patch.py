@@ -199,16 +199,20 @@ def _json_type(value: Any) -> str:
 # RFC 7386 JSON merge patch
 
 
-def json_merge_patch(target: Any, patch: Any) -> Any:
+def json_merge_patch(target: Any, patch: Any, *, in_place: bool = False) -> Any:
     """Apply an RFC 7386 merge patch: objects merge recursively, ``null`` removes a member,
-    anything else replaces. A non-object patch replaces the whole target.
+    anything else replaces. A non-object patch replaces the whole target. ``target`` is left
+    alone unless ``in_place`` (for a caller that owns it: no copy of the whole document).
 
     This is the RFC to the letter. kube-apiserver's library differs only on documents no
     valid object produces: it also drops ``null`` elements from arrays it inserts, and it
     refuses non-object, non-array patches (see :func:`validate_merge_patch`)."""
     if not isinstance(patch, dict):
         return _copy(patch)
-    result = _copy(target) if isinstance(target, dict) else {}
+    if isinstance(target, dict):
+        result = target if in_place else _copy(target)
+    else:
+        result = {}
     _merge_into(result, patch)
     return result
 

@@ -142,6 +142,35 @@ class TestHeartbeats:
 
         run(main())
 
+    def test_renewals_due_within_a_tick_go_out_together(self) -> None:
+        async def main() -> None:
+            clock = FakeClock()
+            client = FakeClient()
+            settings = HollowNodeSettings(count=300, tick=0.1)
+            beats = Heartbeats(client, settings, clock, lambda n: "")  # type: ignore[arg-type]
+            names = [settings.node_name(i) for i in range(300)]
+            with_nodes(client, *names)
+            beats.add(names)
+            task = asyncio.create_task(beats.run())
+            bursts: Counter[int] = Counter()
+            seen = 0
+            for step in range(1, 201):  # 2 s in 10 ms steps
+                clock.advance(0.01)
+                await asyncio.sleep(0.002)
+                now = len(client.verbs("patch", "leases"))
+                if now > seen:
+                    bursts[step] = now - seen
+                seen = now
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            # 300 nodes / 10 s: one due every 33 ms, sent three at a time on the 0.1 s grid
+            # (never late by more than a tick).
+            assert 55 <= sum(bursts.values()) <= 65
+            assert all(step % 10 in (0, 1) for step in bursts)
+            assert max(bursts.values()) <= 4
+
+        run(main())
+
     def test_missing_lease_is_created_owned_by_the_node_then_patched(self) -> None:
         async def main() -> None:
             clock = FakeClock()

@@ -49,6 +49,9 @@ class Strategy:
 
     # Kinds whose spec changes count as generation changes (upstream: most with a spec).
     tracks_generation = True
+    # Kinds that reserve from shared pools (allocate/reallocate): their updates start from a
+    # fresh store read, so a stale cached copy never makes a reservation that is then lost.
+    allocates = False
 
     def prepare_create(self, obj: Obj) -> None:
         """Defaults and resets before a create is validated (status reset, defaults)."""

@@ -37,6 +37,7 @@ def _wants_node_ports(spec: Obj) -> bool:
 
 class ServiceStrategy(Strategy):
     tracks_generation = True
+    allocates = True
 
     def __init__(self, resource, ctx) -> None:  # type: ignore[no-untyped-def]
         super().__init__(resource, ctx)

@@ -79,6 +79,28 @@ def decode(raw: Any) -> list[Entry]:
     return out
 
 
+def valid(raw: Any) -> bool:
+    """Whether :func:`decode` would return entries (not none, no error), without building
+    their field sets: the write path checks the stored entries on every update and decodes
+    only those a change touches."""
+    if not isinstance(raw, list) or not raw:
+        return False
+    for item in raw:
+        if not isinstance(item, dict) or item.get("operation") not in (APPLY, UPDATE):
+            return False
+        if item.get("fieldsType", FIELDS_V1) != FIELDS_V1:
+            return False
+        if not all(isinstance(item.get(k, ""), str)
+                   for k in ("manager", "apiVersion", "subresource")):
+            return False
+        time = item.get("time")
+        if not (time is None or isinstance(time, str)):
+            return False
+        if not fieldpath.valid(item.get("fieldsV1") or {}):
+            return False
+    return True
+
+
 def is_reset(raw: Any) -> bool:
     """An empty list, or a list of one empty entry: the client clears managedFields."""
     return isinstance(raw, list) and (raw == [] or raw == [{}])

@@ -51,21 +51,39 @@ def _sort_key(element: str) -> tuple[int, str]:
 def encode(fields: FieldSet) -> dict[str, Any]:
     """The ``fieldsV1`` object of a field set (children sorted as upstream sorts them)."""
     tree: dict[str, Any] = {}
-    members: set[Path] = set(fields)
     for path in fields:
+        if not path:
+            continue
         node = tree
         for element in path:
-            node = node.setdefault(element, {})
-    return _emit(tree, (), members)
+            child = node.get(element)
+            if child is None:
+                child = node[element] = {}
+            node = child
+        node["."] = None  # a member; written as "." only when it also has children
+    return _emit(tree)
 
 
-def _emit(node: dict[str, Any], path: Path, members: set[Path]) -> dict[str, Any]:
+def _emit(node: dict[str, Any]) -> dict[str, Any]:
+    member = node.pop(".", 0) is None
     out: dict[str, Any] = {}
-    if path and path in members and node:
+    if member and node:
         out["."] = {}
-    for element in sorted(node, key=_sort_key):
-        out[element] = _emit(node[element], (*path, element), members)
+    for element in _sorted(node):
+        out[element] = _emit(node[element])
     return out
+
+
+def _sorted(elements: dict[str, Any]) -> list[str]:
+    """Elements in upstream's order: fields, keys, values, indexes, each lexically. With no
+    index among them that is plain string order ("f:" < "k:" < "v:")."""
+    keys = list(elements)
+    if len(keys) > 1:
+        if all(k[:1] in ("f", "k", "v") for k in keys):
+            keys.sort()
+        else:
+            keys.sort(key=_sort_key)
+    return keys
 
 
 class DecodeError(ValueError):
@@ -95,6 +113,25 @@ def _collect(node: dict[str, Any], path: Path, out: set[Path]) -> None:
         if element[:2] not in ("f:", "k:", "v:", "i:"):
             raise DecodeError(f"unknown fieldsV1 element {element!r}")
         _collect(child, (*path, element), out)
+
+
+def valid(value: Any) -> bool:
+    """Whether :func:`decode` accepts ``value`` (the same walk, building nothing)."""
+    if not isinstance(value, dict):
+        return False
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        for element, child in node.items():
+            if not isinstance(child, dict):
+                return False
+            if element == ".":
+                continue
+            if element[:2] not in ("f:", "k:", "v:", "i:"):
+                return False
+            if child:
+                stack.append(child)
+    return True
 
 
 def _value_text(value: Any) -> str:
@@ -132,7 +169,12 @@ def without_prefixes(fields: FieldSet, roots: FieldSet) -> FieldSet:
     ``RecursiveDifference`` against a set of roots)."""
     if not roots:
         return fields
-    return frozenset(p for p in fields if not any(p[:len(r)] == r for r in roots))
+    tops = {r[0] for r in roots if len(r) == 1}
+    deep = [r for r in roots if len(r) != 1]
+    if not deep:  # the usual case: whole top-level fields (status, spec, metadata)
+        return frozenset(p for p in fields if not p or p[0] not in tops)
+    return frozenset(p for p in fields if not (p and p[0] in tops)
+                     and not any(p[:len(r)] == r for r in deep))
 
 
 def sort_key(path: Path) -> tuple[tuple[int, str], ...]:

@@ -148,21 +148,20 @@ def record_update(live: dict[str, Any] | None, new: dict[str, Any], scope: Scope
                  **({"subresource": scope.subresource} if scope.subresource else {})}]
     from_live = not base
     live_managed = _meta(live).get("managedFields")
-    if from_live:
-        base = _decode_or_empty(live_managed)
-        if not base:
-            return None  # upstream does not start tracking an untracked object on update
+    if from_live and not entries_mod.valid(live_managed):
+        return None  # upstream does not start tracking an untracked object on update
     comparison = values.compare(live if live is not None else values.MISSING, new, scope.node,
                                 _NOT_WALKED)
     taken = scope.owned(comparison.changed)
     removed = scope.owned(comparison.removed)
     if from_live:
-        # the stored entries are valid (they decoded): work on them directly
+        # the stored entries are valid: work on them directly
         if not taken and not removed:
             return live_managed  # type: ignore[no-any-return]
         fast = _update_raw(live_managed, taken, removed, scope, manager, now)
         if fast is not None:
             return fast or None
+        base = entries_mod.decode(live_managed)
     ident = (manager, UPDATE, scope.api_version, scope.subresource)
     out: list[Entry] = []
     own: Entry | None = None
@@ -213,7 +212,14 @@ def _update_raw(raw: list[dict[str, Any]], taken: FieldSet, removed: FieldSet, s
             out.append(item)
     if own is not None or taken:
         tree = own.get("fieldsV1") or {} if own is not None else {}
-        if taken or any(fieldpath.has_member(tree, path) for path in removed):
+        if (own is not None and taken and not removed and "time" in own
+                and own.get("fieldsType") == entries_mod.FIELDS_V1
+                and all(fieldpath.has_member(tree, path) for path in taken)):
+            # The writer changed only fields it already owns (a Lease renewal, a status
+            # heartbeat): the same entry with its time renewed. Stored entries are written
+            # by entries.encode, so this is exactly what re-encoding them would give.
+            out.append({**own, "time": now})
+        elif taken or any(fieldpath.has_member(tree, path) for path in removed):
             fields = (fieldpath.decode(tree) - removed) | taken
             if fields:
                 entry = Entry(manager, UPDATE, scope.api_version, fields,

@@ -36,6 +36,37 @@ class TestEncoding:
         with pytest.raises(fieldpath.DecodeError):
             fieldpath.decode(bad)
 
+    @pytest.mark.parametrize("value", [
+        {}, {"f:a": {}}, {"f:a": {".": {}, "f:b": {}}}, {"f:a": {".": {"junk": 1}}},
+        {C: {".": {}, "f:image": {}}}, [], {"x:y": {}}, {"f:a": 1}, {"f:a": {"f:b": []}},
+        {"f:a": {"q": {}}}, "f:a",
+    ])
+    def test_valid_agrees_with_decode_without_decoding(self, value: object) -> None:
+        try:
+            fieldpath.decode(value)
+            decodes = True
+        except fieldpath.DecodeError:
+            decodes = False
+        assert fieldpath.valid(value) is decodes
+
+
+class TestWithoutPrefixes:
+    FIELDS = frozenset({(), ("f:spec",), ("f:spec", "f:replicas"), ("f:status", "f:phase"),
+                        ("f:metadata", "f:labels", "f:app"), ("f:metadata", "f:name")})
+
+    @pytest.mark.parametrize("roots", [
+        frozenset(),
+        frozenset({("f:spec",)}),
+        frozenset({("f:spec",), ("f:metadata",)}),
+        frozenset({("f:metadata", "f:labels")}),
+        frozenset({("f:spec",), ("f:metadata", "f:labels")}),
+        frozenset({()}),
+    ])
+    def test_removes_every_path_at_or_below_a_root(self, roots: fieldpath.FieldSet) -> None:
+        expected = frozenset(p for p in self.FIELDS
+                             if not any(p[:len(r)] == r for r in roots))
+        assert fieldpath.without_prefixes(self.FIELDS, roots) == expected
+
 
 class TestPathText:
     @pytest.mark.parametrize(("path", "text"), [

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pyk8s.machinery.managedfields import fieldpath, typed, updater
+from pyk8s.machinery.managedfields import entries, fieldpath, typed, updater
 from pyk8s.machinery.managedfields.updater import Applied, Conflicts, Scope
 
 SCOPE = Scope(typed.type_of_kind("apps/v1", "Deployment"), "apps/v1", "",
@@ -97,6 +97,26 @@ class TestUpdates:
 
     def test_untracked_objects_are_not_tracked_by_updates(self) -> None:
         assert updater.record_update(deployment(), deployment(replicas=2), SCOPE, "m", T1) is None
+
+    @pytest.mark.parametrize("stored", [
+        [{"manager": "m", "operation": "Bogus", "fieldsV1": {}}],
+        [{"manager": "m", "operation": "Update", "fieldsType": "FieldsV2", "fieldsV1": {}}],
+        [{"manager": "m", "operation": "Update", "fieldsV1": {"f:spec": []}}],
+        [{"manager": 7, "operation": "Update", "fieldsV1": {}}],
+        "not a list",
+    ])
+    def test_stored_entries_that_do_not_decode_are_not_tracked(self, stored: Any) -> None:
+        live = deployment(managedFields=stored)
+        assert updater.record_update(live, deployment(replicas=2), SCOPE, "m", T1) is None
+
+    def test_changing_only_fields_the_writer_owns_renews_its_entry(self) -> None:
+        live = created(by="m")
+        managed = updater.record_update(live, deployment(replicas=7), SCOPE, "m", T1)
+        (before,) = live["metadata"]["managedFields"]
+        assert managed == [{**before, "time": T1}]
+        # ... which is what encoding the entry afresh gives
+        assert managed == entries.encode([entries.Entry(
+            "m", entries.UPDATE, "apps/v1", fieldpath.decode(before["fieldsV1"]), T1)])
 
     def test_at_most_ten_update_managers(self) -> None:
         live = created()
