@@ -8,7 +8,6 @@ the ``kubernetes`` Service), and only then the listening socket.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import socket
 import ssl
@@ -191,22 +190,6 @@ def build_app(ctx: ApiContext) -> web.Application:
     return app
 
 
-# The cyclic garbage collector's generation thresholds while an API server runs (CPython's
-# default is 700, 10, 10). A request allocates a thousand or more container objects (parsed
-# bodies, private copies, responses), so at 700 the young generation was collected once or
-# twice per request, and the growing heap (the watch cache; the controller manager's
-# informers in ``pyk8s server``) triggered a full collection every few seconds: 13 % of the
-# server's CPU during a 3,000-pod Deployment (5.0 of 39.5 s, measured with gc.callbacks),
-# 0.9 s with these. Nearly all of the server's garbage is acyclic and freed by reference
-# counting, so collecting less often costs no memory worth mentioning.
-GC_THRESHOLDS = (20_000, 20, 10)
-
-
-def tune_collector() -> None:
-    """Apply :data:`GC_THRESHOLDS` (process-wide: components sharing the process gain too)."""
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
 class ApiServer:
     """One running API server: ``await start()``, then ``await stop()``."""
 
@@ -225,7 +208,6 @@ class ApiServer:
 
     async def start(self) -> None:
         settings = self.settings
-        tune_collector()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.pki = await asyncio.to_thread(ensure_pki, settings)
         kubeconfig.write(self.kubeconfig_path,

@@ -137,8 +137,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The cyclic garbage collector's generation thresholds in every pyk8s process (CPython's
+# default is 700, 10, 10). An API request or a watch event allocates a thousand or more
+# container objects (parsed bodies, private copies, responses), so at 700 the young
+# generation was collected once or twice per request, and the growing heap (the watch
+# cache, informers' caches) triggered a full collection every few seconds: 13 % of the
+# server's CPU during a 3,000-pod Deployment (5.0 of 39.5 s, measured with gc.callbacks),
+# 0.9 s with these. Nearly all of this garbage is acyclic and freed by reference counting,
+# so collecting less often costs no memory worth mentioning.
+GC_THRESHOLDS = (20_000, 20, 10)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    gc.set_threshold(*GC_THRESHOLDS)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
