@@ -2,9 +2,12 @@
 """The control plane at scale on hollow nodes: scheduling throughput, a big Deployment, its
 rolling update. One JSON object per line on stdout (progress on stderr).
 
-Three processes, all on this machine, as a real control plane would run them:
+Four processes, all on this machine, as upstream's control plane runs them (one process per
+component, so the API server has a core of its own rather than sharing it with the
+controllers; Python runs one component's code on one core at a time):
 
-- ``pyk8s server --disable kubelet,scheduler``: the API server and the controller manager;
+- ``pyk8s server --disable kubelet,scheduler,controller-manager``: the API server;
+- ``pyk8s controller-manager --no-leader-elect``;
 - ``pyk8s hollow-nodes --count N``: N fake nodes (Leases every 10 s, pods reported Running);
 - ``pyk8s scheduler --no-leader-elect``: started after the pending pods exist.
 
@@ -133,8 +136,10 @@ class CpuMeter:
 class Profiler:
     """py-spy on one process for a window (started and stopped by the bench)."""
 
-    def __init__(self, out_dir: Path | None) -> None:
+    def __init__(self, out_dir: Path | None, process: str = "server") -> None:
         self.out_dir = out_dir
+        # Which process the deployment and rollout windows profile (a Stack.pids() name).
+        self.process = process
         self._proc: subprocess.Popen[bytes] | None = None
         self._raw: Path | None = None
 
@@ -200,13 +205,13 @@ def summarize_profile(raw: Path, top: int = 20) -> dict[str, Any]:
 
 
 class Stack:
-    """The three processes of one cluster; everything is stopped by ``close``."""
+    """The four processes of one cluster; everything is stopped by ``close``."""
 
     def __init__(self, root: Path, nodes: int) -> None:
         self.root = root
         self.nodes = nodes
         self.cluster = Cluster(root / "server", command="server",
-                               extra_args=("--disable", "kubelet,scheduler"))
+                               extra_args=("--disable", "kubelet,scheduler,controller-manager"))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
@@ -219,6 +224,8 @@ class Stack:
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self.cluster.start()
+        self._spawn("controllers", "controller-manager", "--kubeconfig",
+                    str(self.cluster.kubeconfig), "--no-leader-elect")
         self._spawn("hollow", "hollow-nodes", "--kubeconfig", str(self.cluster.kubeconfig),
                     "--count", str(self.nodes), "--cpu", "8", "--memory", "32Gi")
 
@@ -422,7 +429,8 @@ async def bench_deployment(stack: Stack, client: ApiClient, replicas: int,
                              "requests": {"cpu": "100m", "memory": "128Mi"}}}]}}}}
     try:
         meter = CpuMeter(stack.pids())
-        profiler.start(stack.pids()["server"], "server_deployment", replicas / 200 + 5)
+        profiler.start(stack.pids()[profiler.process], f"{profiler.process}_deployment",
+                       replicas / 200 + 5)
         started = time.monotonic()
         await client.create(DEPLOYMENTS, body)
         try:
@@ -448,7 +456,8 @@ async def bench_deployment(stack: Stack, client: ApiClient, replicas: int,
         # Let the status settle, then roll out a new image.
         await wait_rollout(client, ns, replicas, timeout, allow_timeout=True)
         meter = CpuMeter(stack.pids())
-        profiler.start(stack.pids()["server"], "server_rollout", replicas / 100 + 5)
+        profiler.start(stack.pids()[profiler.process], f"{profiler.process}_rollout",
+                       replicas / 100 + 5)
         started = time.monotonic()
         await client.patch(DEPLOYMENTS, ns, "big", {"spec": {"template": {"spec": {
             "containers": [{"name": "app", "image": "app:2"}]}}}}, patch_type="strategic")
@@ -529,6 +538,9 @@ def main() -> int:
     parser.add_argument("--replicas", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=180.0)
     parser.add_argument("--profile", type=Path, default=None, help="py-spy output directory")
+    parser.add_argument("--profile-process", default="server",
+                        choices=("server", "controllers", "scheduler", "hollow"),
+                        help="the process profiled during the deployment and the rollout")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
     args.only = {s.strip() for s in args.only.split(",") if s.strip()}
@@ -538,7 +550,7 @@ def main() -> int:
     replicas = args.replicas or (300 if args.quick else 3000)
     targets = {1000: 1000.0, 5000: 700.0}
     root = Path(tempfile.mkdtemp(prefix="cluster-bench-"))
-    profiler = Profiler(args.profile)
+    profiler = Profiler(args.profile, args.profile_process)
     def interrupted(*_: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not skip cleanup
         signal.signal(signal.SIGINT, signal.SIG_IGN)
