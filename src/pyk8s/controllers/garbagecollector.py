@@ -63,12 +63,14 @@ class GarbageCollector(QueueController):
         super().__init__()
         self.client = client
         self.informers: list[tuple[Resource, Informer]] = []
+        self._by_kind: dict[tuple[str, str], Informer] = {}
         for api_version, plural in resources if resources is not None else gc_resources():
             resource = CATALOGUE.resource(api_version, plural)
             informer = indexes.ensure(factory.informer(resource), indexes.UID, indexes.OWNER_UID)
             informer.add_handlers(on_add=self._added, on_update=self._updated,
                                   on_delete=self._deleted)
             self.informers.append((resource, informer))
+            self._by_kind[(resource.api_version, resource.kind)] = informer
 
     # -- handlers ----------------------------------------------------------------------
 
@@ -82,9 +84,34 @@ class GarbageCollector(QueueController):
             self.queue.add(f"orphan/{uid}")
 
     def _added(self, obj: Obj) -> None:
-        if meta(obj).get("ownerReferences"):
+        refs = meta(obj).get("ownerReferences")
+        if refs and not all(self._solid_in_cache(ref) for ref in refs):
             self.queue.add(f"delete/{meta(obj).get('uid')}")
         self._flags(obj)
+
+    def _owner_in_cache(self, ref: Obj) -> Obj | None:
+        informer = self._by_kind.get((str(ref.get("apiVersion", "")), str(ref.get("kind", ""))))
+        if informer is None:
+            found = self.lookup(str(ref.get("uid")))
+            return found[1] if found is not None else None
+        owners = informer.by_index(indexes.UID, str(ref.get("uid")))
+        return owners[0] if owners else None
+
+    def _waiting_in_cache(self, ref: Obj) -> bool:
+        """A dependent's deletion concerns its owner only when the owner waits for its
+        dependents to go (upstream's graph enqueues just those owners)."""
+        owner = self._owner_in_cache(ref)
+        return owner is not None and deleting_dependents(owner)
+
+    def _solid_in_cache(self, ref: Obj) -> bool:
+        """The owner is cached and not deleting its dependents: an attempt to delete the
+        dependent would find nothing to do (upstream's graph likewise only queues dependents
+        of owners it does not know). Every pod a ReplicaSet creates is such a dependent."""
+        informer = self._by_kind.get((str(ref.get("apiVersion", "")), str(ref.get("kind", ""))))
+        if informer is None:
+            return False
+        found = informer.by_index(indexes.UID, str(ref.get("uid")))
+        return bool(found) and not deleting_dependents(found[0])
 
     def _updated(self, old: Obj, new: Obj) -> None:
         old_refs = meta(old).get("ownerReferences") or []
@@ -100,7 +127,8 @@ class GarbageCollector(QueueController):
         for _, dep in self.dependents(str(uid)):
             self.queue.add(f"delete/{meta(dep).get('uid')}")
         for ref in meta(obj).get("ownerReferences") or []:
-            self.queue.add(f"delete/{ref.get('uid')}")
+            if self._waiting_in_cache(ref):
+                self.queue.add(f"delete/{ref.get('uid')}")
 
     # -- graph lookups over the caches ---------------------------------------------------
 

@@ -137,7 +137,7 @@ class ControllerManager:
         recorders: list[EventRecorder] = []
 
         def recorder(component: str) -> EventRecorder:
-            rec = EventRecorder(self.client, component, self.identity.split("_")[0])
+            rec = EventRecorder(self.client, component, self.identity.split("_")[0], self.clock)
             recorders.append(rec)
             return rec
 

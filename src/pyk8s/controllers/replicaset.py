@@ -18,6 +18,8 @@ import asyncio
 import copy
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pyk8s.client import ApiClient, InformerFactory
@@ -72,20 +74,79 @@ async def slow_start_batch(count: int, initial: int,
     return successes, None
 
 
-def calculate_status(rs: Obj, pods: list[Obj], manage_error: Exception | None, diff: int,
+@dataclass(slots=True)
+class PodFacts:
+    """What a ReplicaSet sync needs from one cached pod, read once per pod object (a sync
+    looks at every pod of its set, and a set is synced after every event of any of them)."""
+
+    namespace: str
+    active: bool
+    deleting: bool
+    controlled: bool
+    ref_uid: str | None
+    labels: dict[str, str]
+    label_key: frozenset[tuple[str, str]] | None
+    ready: bool
+    ready_since: datetime | None
+
+    @classmethod
+    def of(cls, pod: Obj) -> PodFacts:
+        m = pod.get("metadata") or {}
+        labels = m.get("labels") or {}
+        try:
+            label_key: frozenset[tuple[str, str]] | None = frozenset(labels.items())
+        except TypeError:
+            label_key = None
+        ref = controller_ref(pod)
+        ready = podutil.is_ready(pod)
+        return cls(namespace=str(m.get("namespace") or ""), active=podutil.is_active(pod),
+                   deleting=bool(m.get("deletionTimestamp")),
+                   controlled=ref is not None,
+                   ref_uid=ref.get("uid") if ref is not None else None,
+                   labels=labels, label_key=label_key, ready=ready,
+                   ready_since=podutil.ready_since(pod) if ready else None)
+
+    def available(self, min_ready_seconds: int, now: datetime) -> bool:
+        """Upstream's IsPodAvailable."""
+        if not self.ready:
+            return False
+        if min_ready_seconds <= 0:
+            return True
+        return (self.ready_since is not None
+                and (now - self.ready_since).total_seconds() >= min_ready_seconds)
+
+
+class _LabelMatcher:
+    """``matches(labels)`` memoised by label set: a set's pods share a few label sets."""
+
+    def __init__(self, matches: Callable[[dict[str, str]], bool]) -> None:
+        self._matches = matches
+        self._seen: dict[frozenset[tuple[str, str]], bool] = {}
+
+    def __call__(self, facts: PodFacts) -> bool:
+        if facts.label_key is None:
+            return self._matches(facts.labels)
+        found = self._seen.get(facts.label_key)
+        if found is None:
+            found = self._seen[facts.label_key] = self._matches(facts.labels)
+        return found
+
+
+def calculate_status(rs: Obj, pods: list[PodFacts], manage_error: Exception | None, diff: int,
                      now: Any) -> Obj:
     """The status a ReplicaSet should have given the active pods it controls."""
     spec = rs.get("spec") or {}
     template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
     min_ready = int(spec.get("minReadySeconds") or 0)
+    fully_labeled = _LabelMatcher(
+        lambda labels: all(labels.get(k) == v for k, v in template_labels.items()))
     fully = ready = available = 0
-    for pod in pods:
-        labels = meta(pod).get("labels") or {}
-        if all(labels.get(k) == v for k, v in template_labels.items()):
+    for facts in pods:
+        if fully_labeled(facts):
             fully += 1
-        if podutil.is_ready(pod):
+        if facts.ready:
             ready += 1
-            if podutil.is_available(pod, min_ready, now):
+            if facts.available(min_ready, now):
                 available += 1
     old = rs.get("status") or {}
     conditions = [dict(c) for c in old.get("conditions") or [] if c.get("type") != "ReplicaFailure"]
@@ -119,6 +180,8 @@ class ReplicaSetController(QueueController):
         self.clock = clock
         self.recorder = recorder or EventRecorder(client, "replicaset-controller")
         self.expectations = Expectations(clock)
+        self._pod_facts: dict[str | None, tuple[Obj, PodFacts]] = {}
+        self._facts_limit = 1024
         self.rs_informer = indexes.ensure(factory.informer(REPLICASETS), indexes.NAMESPACE)
         self.pod_informer = indexes.ensure(factory.informer(PODS), indexes.NAMESPACE,
                                            indexes.CONTROLLER_UID, indexes.ORPHAN_NAMESPACE)
@@ -182,6 +245,7 @@ class ReplicaSetController(QueueController):
                 self.queue.add(key)
 
     def _pod_deleted(self, pod: Obj) -> None:
+        self._forget_facts(pod)
         owner = self._owner_key(pod)
         if owner is None:
             ref = controller_ref(pod)
@@ -203,16 +267,16 @@ class ReplicaSetController(QueueController):
         spec = rs.get("spec") or {}
         selector = label_selector_from_dict(spec.get("selector"))
         needs_sync = self.expectations.satisfied(key)
-        active = [p for p in self._candidates(namespace, str(meta(rs).get("uid") or ""))
-                  if podutil.is_active(p)]
-        pods = await self._claim_pods(rs, selector, active)
+        active = [(p, f) for p, f in self._candidates(namespace, str(meta(rs).get("uid") or ""))
+                  if f.active]
+        claimed = await self._claim_pods(rs, selector, active)
         replicas = int(spec["replicas"]) if spec.get("replicas") is not None else 1
-        diff = len(pods) - replicas
+        diff = len(claimed) - replicas
         manage_error: Exception | None = None
         if needs_sync and not is_deleting(rs):
-            manage_error = await self._manage_replicas(key, rs, pods, diff)
+            manage_error = await self._manage_replicas(key, rs, [p for p, _ in claimed], diff)
         now = self.clock.now()
-        status = calculate_status(rs, pods, manage_error, diff, now)
+        status = calculate_status(rs, [f for _, f in claimed], manage_error, diff, now)
         await self._write_status(rs, status)
         if manage_error is not None:
             raise manage_error
@@ -222,32 +286,57 @@ class ReplicaSetController(QueueController):
             return float(min_ready)
         return None
 
-    def _candidates(self, namespace: str, uid: str) -> list[Obj]:
+    def _facts(self, pod: Obj) -> PodFacts:
+        """The pod's facts, remembered by uid for as long as the informer holds this very
+        object (an update brings a new object, so they are read again; deletion drops them)."""
+        uid = (pod.get("metadata") or {}).get("uid")
+        entry = self._pod_facts.get(uid)
+        if entry is not None and entry[0] is pod:
+            return entry[1]
+        facts = PodFacts.of(pod)
+        if len(self._pod_facts) >= self._facts_limit:
+            self._facts_limit = 2 * len(self.pod_informer.keys()) + 1024
+            if len(self._pod_facts) >= self._facts_limit:
+                self._pod_facts.clear()  # entries a relist replaced without an event
+        self._pod_facts[uid] = (pod, facts)
+        return facts
+
+    def _forget_facts(self, pod: Obj) -> None:
+        self._pod_facts.pop((pod.get("metadata") or {}).get("uid"), None)
+
+    def _candidates(self, namespace: str, uid: str) -> list[tuple[Obj, PodFacts]]:
         """The namespace's pods this ReplicaSet controls or could adopt (no controller);
         pods another controller owns are not read at all."""
-        owned = [p for p in self.pod_informer.by_index(indexes.CONTROLLER_UID, uid)
-                 if str(meta(p).get("namespace") or "") == namespace] if uid else []
-        return owned + self.pod_informer.by_index(indexes.ORPHAN_NAMESPACE, namespace)
+        found = []
+        if uid:
+            for pod in self.pod_informer.by_index(indexes.CONTROLLER_UID, uid):
+                facts = self._facts(pod)
+                if facts.namespace == namespace:
+                    found.append((pod, facts))
+        for pod in self.pod_informer.by_index(indexes.ORPHAN_NAMESPACE, namespace):
+            found.append((pod, self._facts(pod)))
+        return found
 
     async def _claim_pods(self, rs: Obj, selector: LabelSelector | None,
-                          pods: list[Obj]) -> list[Obj]:
+                          pods: list[tuple[Obj, PodFacts]]) -> list[tuple[Obj, PodFacts]]:
         """Pods this ReplicaSet controls after adopting orphans and releasing strays."""
         uid = meta(rs).get("uid")
-        claimed: list[Obj] = []
+        rs_deleting = is_deleting(rs)
+        usable = selector is not None and not selector.empty
+        matches = _LabelMatcher(selector.matches if usable and selector is not None
+                                else lambda labels: False)
+        claimed: list[tuple[Obj, PodFacts]] = []
         fresh_checked: bool | None = None
-        for pod in pods:
-            labels = meta(pod).get("labels") or {}
-            matches = selector is not None and not selector.empty and selector.matches(labels)
-            ref = controller_ref(pod)
-            if ref is not None:
-                if ref.get("uid") != uid:
+        for pod, facts in pods:
+            if facts.controlled:
+                if facts.ref_uid != uid:
                     continue
-                if matches or is_deleting(rs):
-                    claimed.append(pod)
-                elif not is_deleting(pod):
+                if rs_deleting or matches(facts):
+                    claimed.append((pod, facts))
+                elif not facts.deleting:
                     await self._release(pod, uid)
                 continue
-            if not matches or is_deleting(rs) or is_deleting(pod):
+            if rs_deleting or facts.deleting or not matches(facts):
                 continue
             if fresh_checked is None:
                 fresh_checked = await self._can_adopt(rs)
@@ -255,7 +344,7 @@ class ReplicaSetController(QueueController):
                 continue
             adopted = await self._adopt(pod, rs)
             if adopted is not None:
-                claimed.append(adopted)
+                claimed.append((adopted, PodFacts.of(adopted)))
         return claimed
 
     async def _can_adopt(self, rs: Obj) -> bool:

@@ -175,3 +175,29 @@ def test_a_cluster_scoped_owner_takes_its_namespaced_dependents_along() -> None:
         assert api.objects(LEASES) == []
 
     run(scenario())
+
+
+def test_only_dependents_of_owners_missing_from_the_caches_are_queued() -> None:
+    """A pod whose ReplicaSet is cached costs the collector no sync (upstream's graph only
+    queues dependents of unknown owners); one whose owner is unknown or waiting is checked."""
+    async def scenario() -> None:
+        t = Tree()
+        await t.settle()
+        gc = t.gc
+        owned = {"metadata": {"name": "web-1-new", "namespace": "default", "uid": "u-new",
+                              "ownerReferences": [ref(t.rs, "ReplicaSet", "apps/v1")]}}
+        gc._added(owned)
+        gc._deleted(owned)
+        assert len(gc.queue) == 0, "nor does its deletion, while the owner does not wait for it"
+        ghost = {"metadata": {"name": "g", "namespace": "default", "uid": "u-g", "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "gone", "uid": "u-gone"}]}}
+        gc._added(ghost)
+        assert len(gc.queue) == 1
+        await drain(gc)
+        t.api.seed(PODS, {"metadata": {"name": "web-1-late", "namespace": "default",
+                                       "ownerReferences": [ref(t.rs, "ReplicaSet", "apps/v1")]}})
+        await t.api.delete(REPLICASETS, "default", "web-1", propagation_policy="Foreground")
+        await t.settle()
+        assert t.names(PODS) == [], "dependents of an owner deleting in the foreground go"
+
+    run(scenario())

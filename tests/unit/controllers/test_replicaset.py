@@ -213,6 +213,27 @@ class TestReplicaSetController:
 
         run(scenario())
 
+    def test_pod_facts_follow_the_cached_object_and_are_dropped_with_it(self) -> None:
+        """A sync reads each pod once per object the informer holds: an update (a new
+        object) is seen by the next sync, and the replaced object's entry goes."""
+        async def scenario() -> None:
+            api, ctl, _ = setup()
+            api.seed(REPLICASETS, replicaset(replicas=2))
+            await settle(api, ctl)
+            assert len(ctl._pod_facts) == 2
+            await kubelet_ready_all(api, PODS)
+            await settle(api, ctl)
+            assert api.objects(REPLICASETS)[0]["status"]["readyReplicas"] == 2
+            assert all(ctl._pod_facts[p["metadata"]["uid"]][0] is p
+                       for p in ctl.pod_informer.list()), "entries for the objects now cached"
+            victim = api.objects(PODS)[0]
+            await api.delete(PODS, "default", victim["metadata"]["name"])
+            await settle(api, ctl)
+            assert set(ctl._pod_facts) <= {p["metadata"]["uid"] for p in ctl.pod_informer.list()}
+            assert api.objects(REPLICASETS)[0]["status"]["replicas"] == 2
+
+        run(scenario())
+
     def test_failed_creation_sets_replica_failure_and_retries(self) -> None:
         async def scenario() -> None:
             api, ctl, recorder = setup()
