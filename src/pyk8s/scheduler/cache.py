@@ -63,6 +63,9 @@ class Cache:
         self.ttl = ttl
         self._nodes: dict[str, NodeInfo] = {}
         self._pods: dict[str, _PodState] = {}
+        # Assumed pods whose binding finished, waiting for their watch event: the only ones
+        # that can expire, so the periodic cleanup looks at these, not at every pod.
+        self._binding_done: set[str] = set()
         self._snapshot: Snapshot | None = None
         # Kept current for the snapshots (see Indexes): PodTopologySpread's defaults read
         # pods by controller owner, InterPodAffinity the nodes with affinity pods.
@@ -131,8 +134,10 @@ class Cache:
                 info.adopt(current.info)
                 holder.replace_pod(info)
                 self._pods[info.uid] = _PodState(info, node)
+                self._binding_done.discard(info.uid)
                 return
             self._remove_from(current.node, info.uid)
+            self._binding_done.discard(info.uid)
         self._add_to(node, info)
         self._pods[info.uid] = _PodState(info, node)
 
@@ -143,6 +148,7 @@ class Cache:
         uid = PodInfo(pod).uid
         state = self._pods.pop(uid, None)
         if state is not None:
+            self._binding_done.discard(uid)
             self._detach(uid, state.node)
 
     # --- assumptions -------------------------------------------------------------------
@@ -160,11 +166,14 @@ class Cache:
         state = self._pods.get(uid)
         if state is not None and state.assumed:
             state.deadline = self.clock.monotonic() + self.ttl if self.ttl > 0 else None
+            if state.deadline is not None:
+                self._binding_done.add(uid)
 
     def forget_pod(self, uid: str) -> None:
         state = self._pods.get(uid)
         if state is not None and state.assumed:
             del self._pods[uid]
+            self._binding_done.discard(uid)
             self._detach(uid, state.node)
 
     def is_assumed(self, uid: str) -> bool:
@@ -173,8 +182,9 @@ class Cache:
 
     def cleanup_expired(self) -> int:
         now = self.clock.monotonic()
-        expired = [uid for uid, s in self._pods.items()
-                   if s.assumed and s.deadline is not None and s.deadline <= now]
+        pods = self._pods
+        expired = [uid for uid in self._binding_done
+                   if (s := pods[uid]).deadline is not None and s.deadline <= now]
         for uid in expired:
             log.warning("assumed pod expired pod=%s node=%s", self._pods[uid].info.key,
                         self._pods[uid].node)

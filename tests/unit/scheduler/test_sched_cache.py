@@ -186,3 +186,24 @@ def test_a_snapshot_built_from_nodes_counts_their_pods() -> None:
     a.add_pod(PodInfo(_owned("p1", "rs")))
     a.add_pod(PodInfo(_owned("p2", "rs")))
     assert Snapshot([a]).pods_by_owner(("default", "owner-rs")) == {"a": 2}
+
+
+def test_confirmed_pod_never_expires() -> None:
+    """The periodic cleanup looks only at assumed pods whose binding finished: once the
+    pod's event confirms it, it stays however long it lives."""
+    clock = FakeClock()
+    cache = Cache(clock, ttl=30)
+    cache.add_node(node("a"))
+    p = PodInfo(pod("p", "1"))
+    cache.assume_pod(p, "a")
+    cache.finish_binding(p.uid)
+    cache.add_pod({**p.pod, "spec": {**p.pod["spec"], "nodeName": "a"}})
+    clock.advance(100)
+    assert cache.cleanup_expired() == 0 and not cache.is_assumed(p.uid)
+    assert list(cache.node_info("a").pods) == [p.uid]  # type: ignore[union-attr]
+    q = PodInfo(pod("q", "1"))
+    cache.assume_pod(q, "a")
+    cache.finish_binding(q.uid)
+    cache.forget_pod(q.uid)  # a forgotten pod is not expired a second time
+    clock.advance(100)
+    assert cache.cleanup_expired() == 0

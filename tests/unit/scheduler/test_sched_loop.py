@@ -244,3 +244,35 @@ def test_scheduling_gates_hold_the_pod_back() -> None:
         assert client.bound == {"default/g": "a"}
 
     run(scenario)
+
+
+def test_events_are_sent_in_order_by_a_few_recorders() -> None:
+    """Events go through at most EVENT_SENDERS recorder tasks (not a task each), all sent,
+    in the order they were queued."""
+    from pyk8s.scheduler import scheduler as scheduler_module
+
+    async def scenario(sched: Scheduler, client: FakeClient, clock: FakeClock) -> None:
+        in_flight = peak = 0
+        create = client.create
+
+        async def slow_create(res: Any, obj: dict, *, namespace: str | None = None) -> Any:
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0)
+            in_flight -= 1
+            return await create(res, obj, namespace=namespace)
+
+        client.create = slow_create  # type: ignore[method-assign]
+        for i in range(20):
+            sched._event_soon(pod(f"p{i}"), "Normal", "Scheduled", f"message {i}")
+        assert len(sched._tasks) == scheduler_module.EVENT_SENDERS
+        await sched.wait_idle()
+        assert [e["message"] for e in client.events("Scheduled")] == [
+            f"message {i}" for i in range(20)]
+        assert peak == scheduler_module.EVENT_SENDERS and sched._recorders == 0
+        sched._event_soon(pod("late"), "Normal", "Scheduled", "late")  # a recorder restarts
+        await sched.wait_idle()
+        assert client.events("Scheduled")[-1]["message"] == "late"
+
+    run(scenario)
