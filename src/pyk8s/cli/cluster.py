@@ -18,6 +18,7 @@ from pathlib import Path
 from pyk8s.apiserver.context import ServerSettings
 from pyk8s.apiserver.server import ApiServer
 from pyk8s.cli.runtimes import RuntimeOptions
+from pyk8s.cli.useragent import user_agent
 from pyk8s.client import ApiClient
 from pyk8s.pki import kubeconfig
 from pyk8s.pki.keypair import KeyPair
@@ -32,16 +33,6 @@ _IDENTITIES = {
     "controller-manager": "system:kube-controller-manager",
     "scheduler": "system:kube-scheduler",
 }
-
-
-# The names upstream's components give themselves in their User-Agent: the API server
-# derives field managers (managedFields) from it, so users see the names they know.
-_AGENT_NAMES = {"controller-manager": "kube-controller-manager", "scheduler": "kube-scheduler",
-                "kubelet": "kubelet", "agent": "kubelet", "hollow-nodes": "hollow-node"}
-
-
-def user_agent(component: str) -> str:
-    return f"{_AGENT_NAMES.get(component, component)}/v1.32.4 (linux/amd64) pyk8s"
 
 
 @dataclass

@@ -17,8 +17,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from pyk8s.cli.cluster import user_agent
 from pyk8s.cli.runtimes import add_runtime_arguments
+from pyk8s.cli.useragent import user_agent
 from pyk8s.client import ApiClient
 
 log = logging.getLogger("pyk8s.cli")
