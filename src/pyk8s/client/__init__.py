@@ -2,7 +2,7 @@
 election, clock. The API is described in docs/CLIENT_API.md."""
 
 from pyk8s.client.clock import SYSTEM_CLOCK, Clock, FakeClock
-from pyk8s.client.informer import Informer, InformerFactory, object_key
+from pyk8s.client.informer import Informer, InformerFactory, object_key, strip_managed_fields
 from pyk8s.client.leaderelection import LeaderElector
 from pyk8s.client.rest import ApiClient
 from pyk8s.client.workqueue import WorkQueue
@@ -19,4 +19,5 @@ __all__ = [
     "LeaderElector",
     "WorkQueue",
     "object_key",
+    "strip_managed_fields",
 ]

@@ -1,13 +1,15 @@
 """An async REST client for the project's own components (the role of client-go).
 
-Objects are plain dicts, bodies JSON (orjson), transport aiohttp over HTTPS with a client
-certificate from a kubeconfig. This is the one boundary where aiohttp errors are
-translated: every failure reaches the caller as an :class:`ApiError` — the server's own
+Objects are plain dicts, bodies JSON (orjson), transport HTTP/1.1 over TLS with a client
+certificate from a kubeconfig (:mod:`pyk8s.client.http`, a lean client: requests and watch
+events are much of every component's CPU). This is the one boundary where transport errors
+are translated: every failure reaches the caller as an :class:`ApiError` — the server's own
 ``Status`` when there is one, else 503 ``ServiceUnavailable`` for a connection that failed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import os
@@ -17,10 +19,10 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 import yaml
 
+from pyk8s.client.http import Pool
 from pyk8s.machinery.errors import ApiError
 from pyk8s.machinery.resources import Resource
 
@@ -71,8 +73,8 @@ class ApiClient:
         self.max_connections = max_connections
         self._ssl = ssl_context
         self._user_agent = user_agent
-        self._session: aiohttp.ClientSession | None = None
-        self._watch_session: aiohttp.ClientSession | None = None
+        self._pool: Pool | None = None
+        self._targets: dict[str, bytes] = {}
 
     @classmethod
     def from_kubeconfig(cls, path: str | Path, *, user_agent: str = "pyk8s",
@@ -92,36 +94,35 @@ class ApiClient:
         return cls(cluster["server"], context_ssl, user_agent=user_agent,
                    max_connections=max_connections)
 
-    def _new_session(self, limit: int) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else False,
-                                         limit=limit, keepalive_timeout=60)
-        return aiohttp.ClientSession(
-            connector=connector,
-            headers={"User-Agent": self._user_agent, "Accept": "application/json"},
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-            read_bufsize=1 << 20,
-        )
+    def _connections(self) -> Pool:
+        """Requests share a few kept-alive connections (see :class:`Pool`); a watch has one
+        of its own. ``server`` may be reassigned before use (components do): the pool
+        follows it."""
+        pool = self._pool
+        if pool is None or pool.server != self.server:
+            if pool is not None:
+                pool.close_now()
+            pool = self._pool = Pool(self.server, self._ssl, user_agent=self._user_agent,
+                                     limit=self.max_connections)
+            self._targets.clear()
+        return pool
 
-    def _client(self) -> aiohttp.ClientSession:
-        """Requests share a few kept-alive connections: a burst of them (a kubelet starting
-        100 pods) queues for a free one instead of paying a TLS handshake on each side for
-        a new one, as upstream's clients multiplex one HTTP/2 connection."""
-        if self._session is None or self._session.closed:
-            self._session = self._new_session(self.max_connections)
-        return self._session
-
-    def _watch_client(self) -> aiohttp.ClientSession:
-        """Each watch holds its connection for its lifetime: they never wait for requests,
-        nor requests for them."""
-        if self._watch_session is None or self._watch_session.closed:
-            self._watch_session = self._new_session(0)
-        return self._watch_session
+    def _target(self, pool: Pool, path: str, query: Mapping[str, str]) -> bytes:
+        """The request target; the query-less ones (most requests) are encoded once."""
+        if query:
+            return pool.target(path, query)
+        target = self._targets.get(path)
+        if target is None:
+            if len(self._targets) > 20000:
+                self._targets.clear()
+            target = self._targets[path] = pool.target(path, None)
+        return target
 
     async def close(self) -> None:
-        for session in (self._session, self._watch_session):
-            if session is not None:
-                await session.close()
-        self._session = self._watch_session = None
+        if self._pool is not None:
+            self._pool.close_now()
+            await asyncio.sleep(0)  # let the transports finish closing
+        self._pool = None
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -143,31 +144,25 @@ class ApiClient:
     async def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
                       body: Any = None, content_type: str = "application/json",
                       timeout: float | None = 60.0) -> Any:
-        headers = {}
         data = None
         if body is not None:
             data = body if isinstance(body, bytes) else orjson.dumps(body)
-            headers["Content-Type"] = content_type
-        query = {k: _param(v) for k, v in (params or {}).items() if v not in (None, "")}
+        query = {k: _param(v) for k, v in params.items() if v not in (None, "")} if params else {}
         try:
-            async with self._client().request(
-                method, self.server + path, params=query, data=data, headers=headers,
-                timeout=aiohttp.ClientTimeout(total=timeout),
-            ) as response:
-                raw = await response.read()
-                if response.status >= 400:
-                    raise _error_from(response.status, raw)
-                if not raw:
-                    return None
-                ctype = response.headers.get("Content-Type", "")
-                if "json" not in ctype:
-                    return raw.decode(errors="replace")
-                return orjson.loads(raw)
-        except ApiError:
-            raise
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            pool = self._connections()
+            response = await pool.request(method, self._target(pool, path, query), data,
+                                          content_type, timeout)
+        except (OSError, TimeoutError) as exc:
             raise ApiError(503, "ServiceUnavailable",
                            f"{method} {path}: {type(exc).__name__}: {exc}") from None
+        raw = response.body
+        if response.status >= 400:
+            raise _error_from(response.status, raw)
+        if not raw:
+            return None
+        if "json" not in response.headers.get("content-type", ""):
+            return raw.decode(errors="replace")
+        return orjson.loads(raw)
 
     # -- verbs -----------------------------------------------------------------------------
 
@@ -240,26 +235,28 @@ class ApiClient:
                   "timeoutSeconds": timeout_seconds,
                   "allowWatchBookmarks": "true" if allow_bookmarks else None}
         query = {k: _param(v) for k, v in params.items() if v not in (None, "")}
-        url = self.server + self.path(res, namespace)
+        loads = orjson.loads
         try:
-            async with self._watch_client().get(
-                url, params=query,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None),
-            ) as response:
+            pool = self._connections()
+            conn, response = await pool.stream(pool.target(self.path(res, namespace), query))
+            try:
                 if response.status >= 400:
-                    raise _error_from(response.status, await response.read())
+                    raise _error_from(response.status, response.body)
                 lines = LineSplitter()
-                async for chunk in response.content.iter_any():
-                    for line in lines.feed(chunk):
-                        event = orjson.loads(line)
+                while (piece := await conn.read_piece()) is not None:
+                    for line in lines.feed(piece):
+                        event = loads(line)
                         if event.get("type") == "ERROR":
-                            status = event.get("object") or {}
-                            raise ApiError(int(status.get("code", 500)), status.get("reason", ""),
-                                           status.get("message", "watch error"))
+                            status_obj = event.get("object") or {}
+                            raise ApiError(int(status_obj.get("code", 500)),
+                                           status_obj.get("reason", ""),
+                                           status_obj.get("message", "watch error"))
                         yield event
+            finally:
+                pool.forget(conn)
         except ApiError:
             raise
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:
             raise ApiError(503, "ServiceUnavailable",
                            f"watch {res.plural}: {type(exc).__name__}: {exc}") from None
 
