@@ -61,6 +61,23 @@ def peer_user(request: web.Request) -> User | None:
     cert = transport.get_extra_info("peercert")
     if not cert:
         return None
+    # The transport hands out the one dict it made at the handshake: a connection's user is
+    # read from it once, not on each of its requests.
+    known = _USERS.get(id(cert))
+    if known is not None and known[0] is cert:
+        return known[1]
+    user = _user_of(cert)
+    if len(_USERS) >= _USERS_LIMIT:
+        del _USERS[next(iter(_USERS))]
+    _USERS[id(cert)] = (cert, user)  # holding ``cert`` keeps its id from being reused
+    return user
+
+
+_USERS: dict[int, tuple[dict[str, Any], User | None]] = {}
+_USERS_LIMIT = 4096
+
+
+def _user_of(cert: dict[str, Any]) -> User | None:
     name = ""
     groups: list[str] = []
     for rdn in cert.get("subject", ()):
@@ -83,18 +100,26 @@ def may_do_anything(user: User) -> bool:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@web.middleware
-async def boundary(request: web.Request, handler: Handler) -> web.StreamResponse:
+def authorize(request: web.BaseRequest) -> None:
+    """Authenticate (client certificate) and authorize a request for a non-public path;
+    the user is kept as ``request["user"]``. Raises 401/403 ApiErrors."""
+    user = peer_user(request)
+    if user is None:
+        raise errors.unauthorized()
+    if not may_do_anything(user):
+        raise errors.forbidden(
+            f'User "{user.name}" cannot {request.method.lower()} path "{request.path}"')
+    request["user"] = user
+
+
+async def guarded(request: web.BaseRequest, handler: Callable[..., Awaitable[web.StreamResponse]],
+                  *args: Any) -> web.StreamResponse:
+    """``await handler(request, *args)`` behind authentication and the error boundary (see
+    the module docstring). Shared by the middleware and the API routes' direct dispatch."""
     try:
         if request.path not in PUBLIC_PATHS:
-            user = peer_user(request)
-            if user is None:
-                raise errors.unauthorized()
-            if not may_do_anything(user):
-                raise errors.forbidden(
-                    f'User "{user.name}" cannot {request.method.lower()} path "{request.path}"')
-            request["user"] = user
-        return await handler(request)
+            authorize(request)
+        return await handler(request, *args)
     except errors.ApiError as err:
         return status_response(err)
     except web.HTTPRequestEntityTooLarge:
@@ -113,3 +138,8 @@ async def boundary(request: web.Request, handler: Handler) -> web.StreamResponse
     except Exception as exc:
         log.exception("internal error serving %s %s", request.method, request.path[:200])
         return status_response(errors.internal(type(exc).__name__))
+
+
+@web.middleware
+async def boundary(request: web.Request, handler: Handler) -> web.StreamResponse:
+    return await guarded(request, handler)

@@ -224,6 +224,10 @@ class ApiServer:
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      shutdown_timeout=1.0)
         await self._runner.setup()
+        server = self._runner.server
+        assert server is not None
+        server.request_handler = handlers.direct_dispatch(self.ctx, server.request_handler,
+                                                          frozenset({metrics.GROUP}))
         site = web.TCPSite(self._runner, settings.bind_address, settings.port,
                            ssl_context=ssl_context(self.pki), backlog=2048, reuse_address=True)
         await site.start()

@@ -48,6 +48,18 @@ class TestEncoding:
         except fieldpath.DecodeError:
             decodes = False
         assert fieldpath.valid(value) is decodes
+        assert fieldpath.valid(value) is decodes  # again, from what the first check remembered
+
+    def test_valid_remembers_only_valid_encodings_and_a_bounded_number(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(fieldpath, "_VALID_ENCODINGS", {})
+        monkeypatch.setattr(fieldpath, "_VALID_LIMIT", 2)
+        assert not fieldpath.valid({"f:a": {"q": {}}})
+        assert fieldpath._VALID_ENCODINGS == {}
+        for name in ("a", "b", "c"):
+            assert fieldpath.valid({f"f:{name}": {}})
+        assert list(fieldpath._VALID_ENCODINGS) == [b'{"f:b":{}}', b'{"f:c":{}}']
+        assert not fieldpath.valid({"f:b": {"f:x": 1}})  # not mistaken for a remembered one
 
 
 class TestWithoutPrefixes:
