@@ -2,10 +2,12 @@
 
 A kubelet renews its Lease every 10 s; N hollow nodes must do the same N times without N
 timers or N concurrent requests. One heap holds every (due time, kind, node); the loop pops
-what is due and renews it through a pool of at most ``heartbeat_concurrency`` requests.
+what is due and hands it to a fixed pool of ``heartbeat_concurrency`` workers (no task per
+renewal).
 First due times are spread evenly over the interval, so the load is a steady N / interval
-requests a second. A renewal is one merge patch (no read-modify-write); a missing Lease is
-created. A failure is retried after ``heartbeat_retry`` seconds.
+requests a second. A renewal is one merge patch (no read-modify-write); the Lease is created
+when the node registers (``create_lease``), and one found missing later is created again. A
+failure is retried after ``heartbeat_retry`` seconds.
 
 The loop wakes on a grid of ``tick`` seconds (0.1 s) and sends what fell due
 since, so 1,000 nodes are 10 small bursts a second rather than a request every 10 ms. A
@@ -53,8 +55,7 @@ class Heartbeats:
         # A node's entries carry its generation; resume() bumps it, orphaning old entries.
         self._generation: dict[str, int] = {}
         self._wake = asyncio.Event()
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(max(settings.heartbeat_concurrency, 1))
+        self._due: asyncio.Queue[tuple[str, str, int]] = asyncio.Queue()
         self.stopped: set[str] = set()
         # When each node last became Ready (lastTransitionTime of its conditions).
         self.ready_since: dict[str, datetime] = {}
@@ -91,6 +92,8 @@ class Heartbeats:
 
     async def run(self) -> None:
         log.info("heartbeats started nodes=%d", len(self._generation))
+        workers = [asyncio.create_task(self._worker(), name=f"hollow-heartbeat-{i}")
+                   for i in range(max(self.settings.heartbeat_concurrency, 1))]
         try:
             while True:
                 now = self.clock.monotonic()
@@ -98,10 +101,7 @@ class Heartbeats:
                     _, kind, name, gen = heapq.heappop(self._heap)
                     if name in self.stopped or gen != self._generation.get(name):
                         continue
-                    await self._slots.acquire()
-                    task = asyncio.create_task(self._beat(kind, name, gen))
-                    self._inflight.add(task)
-                    task.add_done_callback(self._inflight.discard)
+                    self._due.put_nowait((kind, name, gen))
                 self._wake.clear()
                 delay = self._next_wake() - self.clock.monotonic() if self._heap else 1.0
                 if delay > 0:
@@ -113,9 +113,9 @@ class Heartbeats:
                         sleeper.cancel()
                         waker.cancel()
         finally:
-            for task in list(self._inflight):
+            for task in workers:
                 task.cancel()
-            for task in list(self._inflight):
+            for task in workers:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             log.info("heartbeats stopped")
@@ -125,6 +125,10 @@ class Heartbeats:
         due = self._heap[0][0]
         tick = self.settings.tick
         return math.ceil(due / tick) * tick if tick > 0 else due
+
+    async def _worker(self) -> None:
+        while True:
+            await self._beat(*await self._due.get())
 
     async def _beat(self, kind: str, name: str, gen: int) -> None:
         try:
@@ -139,8 +143,10 @@ class Heartbeats:
             self.failures += 1
             log.warning("heartbeat failed node=%s kind=%s: %s", name, kind, exc.message[:200])
             due = self.clock.monotonic() + self.settings.heartbeat_retry
-        finally:
-            self._slots.release()
+        except Exception:  # a worker must survive anything: the node keeps its heartbeats
+            self.failures += 1
+            log.exception("heartbeat failed node=%s kind=%s", name, kind)
+            due = self.clock.monotonic() + self.settings.heartbeat_retry
         heapq.heappush(self._heap, (due, kind, name, gen))
 
     async def renew_lease(self, name: str) -> None:
@@ -152,8 +158,18 @@ class Heartbeats:
         except ApiError as exc:
             if exc.code != 404:
                 raise
-            await self.client.create(LEASES, objects.lease_object(
-                name, duration, now, self._node_uid(name)), namespace="kube-node-lease")
+            await self.create_lease(name)
+
+    async def create_lease(self, name: str) -> None:
+        """A new Lease owned by its Node; one that exists already (a restart) is kept, and
+        renewed by the next patch."""
+        lease = objects.lease_object(name, self.settings.lease_duration, self.clock.now(),
+                                     self._node_uid(name))
+        try:
+            await self.client.create(LEASES, lease, namespace="kube-node-lease")
+        except ApiError as exc:
+            if exc.code != 409:
+                raise
 
     async def update_status(self, name: str) -> None:
         now = self.clock.now()

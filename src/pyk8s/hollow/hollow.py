@@ -1,9 +1,10 @@
 """``HollowNodes``: register the nodes, then run their heartbeats and their pods.
 
-Registration creates every Node (capacity, Ready, addresses, nodeInfo, ``type=hollow``) with
-at most ``register_concurrency`` requests in flight; a Node that already exists (a restart)
-is taken over: its labels and status are rewritten, its spec (cordon, taints) kept. Then two parts run side by side
-until cancelled: :class:`~pyk8s.hollow.heartbeat.Heartbeats` (Leases and Ready) and
+Registration creates every Node (capacity, Ready, addresses, nodeInfo, ``type=hollow``) and
+its Lease with at most ``register_concurrency`` nodes in flight; a Node that already exists
+(a restart) is taken over: its labels and status are rewritten, its spec (cordon, taints)
+kept. Then two parts run side by side until cancelled:
+:class:`~pyk8s.hollow.heartbeat.Heartbeats` (Leases and Ready) and
 :class:`~pyk8s.hollow.pods.PodSimulator` (the pods bound to these nodes).
 
 Cancelling stops everything and deletes nothing: the nodes fall silent, and the node
@@ -104,12 +105,19 @@ class HollowNodes:
         while True:
             try:
                 self._uids[self.names[index]] = await self._create_or_adopt(index)
-                return
+                break
             except ApiError as exc:
                 log.warning("registering node=%s failed: %s; retrying", self.names[index],
                             exc.message[:200])
                 await self.clock.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        # As a kubelet's lease controller does at start; a failure is left to the first
+        # renewal, which creates a missing Lease.
+        try:
+            await self.heartbeats.create_lease(self.names[index])
+        except ApiError as exc:
+            log.warning("creating the Lease of node=%s failed: %s", self.names[index],
+                        exc.message[:200])
 
     async def _create_or_adopt(self, index: int) -> str:
         now = self.clock.now()

@@ -7,7 +7,9 @@ Addresses are fake but unique and stable: node *i* gets ``InternalIP`` 100.64.0.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import time
 from datetime import datetime
 from typing import Any
 
@@ -20,8 +22,23 @@ _NODE_BASE = int(ipaddress.IPv4Address("100.64.0.0"))
 MAX_NODES = (255 - 64 + 1) * 256
 
 
+@functools.lru_cache(maxsize=8192)
 def node_ip(index: int) -> str:
+    """Cached: it is on every pod start's path, and ipaddress is slow."""
     return str(ipaddress.IPv4Address(_NODE_BASE + index + 1))
+
+
+_last_stamp: tuple[int, str] = (-1, "")
+
+
+def stamp(moment: datetime) -> str:
+    """``rfc3339(moment)``, formatted once per second: every pod started in the same second
+    carries the same one."""
+    global _last_stamp
+    second = int(moment.timestamp())
+    if _last_stamp[0] != second:
+        _last_stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return _last_stamp[1]
 
 
 def pod_cidr(index: int) -> str:
@@ -63,8 +80,9 @@ _CONDITIONS = (
 
 
 def node_conditions(now: datetime, since: datetime) -> list[Obj]:
+    heartbeat, transition = stamp(now), rfc3339(since)
     return [{"type": t, "status": s, "reason": r, "message": m,
-             "lastHeartbeatTime": rfc3339(now), "lastTransitionTime": rfc3339(since)}
+             "lastHeartbeatTime": heartbeat, "lastTransitionTime": transition}
             for t, s, r, m in _CONDITIONS]
 
 
@@ -139,8 +157,8 @@ def running_status(pod: Obj, host_ip: str, pod_ip: str, now: datetime) -> Obj:
     meta, spec = pod["metadata"], pod.get("spec") or {}
     uid = meta.get("uid", "")
     status = pod.get("status") or {}
-    stamp = rfc3339(now)
-    started = status.get("startTime") or stamp
+    now_text = stamp(now)
+    started = status.get("startTime") or now_text
 
     def container_id(name: str) -> str:
         return f"hollow://{uid}/{name}"
@@ -154,15 +172,15 @@ def running_status(pod: Obj, host_ip: str, pod_ip: str, now: datetime) -> Obj:
             for c in spec.get("initContainers") or []]
     app = [{"name": c["name"], "image": c.get("image", ""), "imageID": c.get("image", ""),
             "containerID": container_id(c["name"]), "ready": True, "restartCount": 0,
-            "started": True, "state": {"running": {"startedAt": stamp}}}
+            "started": True, "state": {"running": {"startedAt": now_text}}}
            for c in spec.get("containers") or []]
     scheduled = next((c for c in status.get("conditions") or []
                       if c.get("type") == "PodScheduled"), None)
     conditions = [
-        {"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": stamp}
+        {"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": now_text}
         for t in ("Initialized", "Ready", "ContainersReady")]
     conditions.append(scheduled or {"type": "PodScheduled", "status": "True",
-                                    "lastProbeTime": None, "lastTransitionTime": stamp})
+                                    "lastProbeTime": None, "lastTransitionTime": now_text})
     out: Obj = {"phase": "Running", "conditions": conditions, "hostIP": host_ip,
                 "hostIPs": [{"ip": host_ip}], "podIP": pod_ip, "podIPs": [{"ip": pod_ip}],
                 "startTime": started, "containerStatuses": app}

@@ -24,6 +24,7 @@ class FakeClient:
         self.max_in_flight = 0
         self.fail: Callable[[str, str, str], ApiError | None] = lambda verb, plural, name: None
         self._uid = 0
+        self._rv = 100
 
     async def _enter(self, verb: str, res: Resource, namespace: str | None, name: str) -> None:
         self.calls.append((verb, res.plural, namespace, name))
@@ -65,6 +66,8 @@ class FakeClient:
                 target.setdefault(part, {}).update(value)
             else:
                 target[part] = value
+        self._rv += 1
+        target.setdefault("metadata", {})["resourceVersion"] = str(self._rv)
         return copy.deepcopy(target)
 
     async def delete(self, res: Resource, namespace: str | None, name: str, *,
@@ -86,16 +89,12 @@ class FakeInformer:
     def __init__(self) -> None:
         self.items: dict[str, Obj] = {}
         self.handlers: list[tuple[Any, Any, Any]] = []
-        self.indexes: dict[str, Callable[[Obj], list[str]]] = {}
 
     def add_handlers(self, on_add: Any = None, on_update: Any = None, on_delete: Any = None) -> None:
         self.handlers.append((on_add, on_update, on_delete))
 
-    def add_index(self, name: str, func: Callable[[Obj], list[str]]) -> None:
-        self.indexes[name] = func
-
-    def by_index(self, name: str, value: str) -> list[Obj]:
-        return [o for o in self.items.values() if value in self.indexes[name](o)]
+    def list(self) -> list[Obj]:
+        return list(self.items.values())
 
     def get(self, key: str) -> Obj | None:
         return self.items.get(key)

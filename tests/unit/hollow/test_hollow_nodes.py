@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -335,6 +336,85 @@ class TestPods:
         run(main())
 
 
+    def test_events_that_change_nothing_cause_no_request_and_a_reset_is_reported_again(
+            self) -> None:
+        async def main() -> None:
+            clock, client, informer = FakeClock(), FakeClient(), FakeInformer()
+            sim = simulator(clock, client, informer)
+            task = asyncio.create_task(sim.run())
+            await settle()
+            pod = bound_pod("p", "hollow-0", resourceVersion="1")
+            client.objects[("pods", "ns", "p")] = copy.deepcopy(pod)
+            informer.upsert(pod)
+            await advance(clock, 0.5)
+            assert client.verbs("patch/status", "pods") == ["p"]
+            # Another writer's change, older than our report, arrives before its echo: the
+            # cached pod still says Pending, but our report is on its way.
+            informer.upsert(bound_pod("p", "hollow-0", resourceVersion="2",
+                                      labels={"a": "b"}))
+            await advance(clock, 1)
+            # The echo (Running) and later changes that leave it Running: nothing to do.
+            echo = copy.deepcopy(client.objects[("pods", "ns", "p")])
+            informer.upsert(echo)
+            informer.upsert({**echo, "metadata": {**echo["metadata"], "labels": {"x": "y"}}})
+            await advance(clock, 1)
+            assert client.verbs("patch/status", "pods") == ["p"]
+            # Someone sets it back to Pending (a newer object): reported again.
+            rv = int(echo["metadata"]["resourceVersion"]) + 5
+            informer.upsert(bound_pod("p", "hollow-0", resourceVersion=str(rv)))
+            await advance(clock, 1)
+            assert client.verbs("patch/status", "pods") == ["p", "p"]
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+        run(main())
+
+    def test_waiting_pods_share_one_timer_and_each_slot_goes_out_as_one_burst(self) -> None:
+        async def main() -> None:
+            clock, client, informer = FakeClock(), FakeClient(), FakeInformer()
+            sim = simulator(clock, client, informer, pod_start_delay=(0.1, 0.5))
+            task = asyncio.create_task(sim.run())
+            await settle()
+            for i in range(200):
+                client.objects[("pods", "ns", f"p{i}")] = bound_pod(f"p{i}", f"hollow-{i % 2}")
+                informer.upsert(bound_pod(f"p{i}", f"hollow-{i % 2}"))
+            await settle()
+            assert clock.sleepers <= 1  # not a timer per waiting pod
+            bursts = []
+            for _ in range(12):
+                clock.advance(0.05)
+                await settle(40)
+                bursts.append(len(client.verbs("patch/status", "pods")))
+            assert bursts[-1] == 200
+            # Starts fall on the 0.1 s grid: nothing new at the half-ticks.
+            assert all(bursts[i] == bursts[i - 1] for i in range(0, 12, 2) if i > 0)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+        run(main())
+
+    def test_a_failed_status_patch_is_retried_with_back_off(self) -> None:
+        async def main() -> None:
+            clock, client, informer = FakeClock(), FakeClient(), FakeInformer()
+            failures = iter([True, True])
+            client.fail = lambda verb, plural, name: (
+                ApiError(503, "ServiceUnavailable", "down")
+                if verb == "patch/status" and next(failures, False) else None)
+            sim = simulator(clock, client, informer)
+            task = asyncio.create_task(sim.run())
+            await settle()
+            client.objects[("pods", "ns", "p")] = bound_pod("p", "hollow-0")
+            informer.upsert(bound_pod("p", "hollow-0"))
+            await advance(clock, 1)
+            assert client.verbs("patch/status", "pods") == ["p", "p", "p"]
+            assert sim.started == 1
+            assert client.objects[("pods", "ns", "p")]["status"]["phase"] == "Running"
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+        run(main())
+
+
 # -- the whole ------------------------------------------------------------------------------
 
 class TestHollowNodes:
@@ -352,8 +432,14 @@ class TestHollowNodes:
             assert adopted["metadata"]["labels"]["type"] == "hollow"
             assert adopted["spec"]["unschedulable"] is True  # a cordon survives a restart
             assert adopted["status"]["conditions"]
+            # Each Lease is created with its Node, owned by it: no renewal finds it missing.
+            assert sorted(client.verbs("create", "leases")) == ["hollow-0", "hollow-1", "hollow-2"]
+            lease = client.objects[("leases", "kube-node-lease", "hollow-0")]
+            assert lease["metadata"]["ownerReferences"][0]["uid"] == \
+                client.objects[("nodes", None, "hollow-0")]["metadata"]["uid"]
             await advance(clock, 10.5, step=0.5)
             assert hollow.stats()["lease_renewals"] >= 3
+            assert len(client.verbs("create", "leases")) == 3
             hollow.stop_node("hollow-2")
             assert hollow.stats()["stopped"] == 1
             with pytest.raises(KeyError):
