@@ -127,6 +127,52 @@ def selecting_keys(obj: Obj, candidates: Informer) -> list[str]:
     return keys
 
 
+class WrittenObjects:
+    """The objects a controller itself wrote, used until its informer catches up.
+
+    A sync that runs before the watch event of the controller's own previous write reached
+    the cache would compute from, and write back with, the older resourceVersion: a 409
+    conflict, a GET and a retry. Remembering each written object with the resourceVersions
+    it superseded (the cached one, and our own earlier writes the cache may show on its way
+    to this one) lets the next sync start from it instead. Once the cache shows any other
+    version (ours arrived, or someone else's newer one), the cache wins again.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[set[str | None], Obj]] = {}
+
+    def wrote(self, replaced: str | None, written: Obj) -> None:
+        """``written`` is what the server returned for a write that replaced the object's
+        resourceVersion ``replaced``. It is kept as is: callers must not change it."""
+        (written.get("metadata") or {}).pop("managedFields", None)  # as the informers cache
+        key = key_of(written)
+        entry = self._items.get(key)
+        if entry is not None and meta(entry[1]).get("resourceVersion") == replaced:
+            superseded = entry[0]  # ``replaced`` was our write, maybe not yet cached
+            superseded.add(replaced)
+        else:
+            superseded = {replaced}
+        self._items[key] = (superseded, written)
+
+    def fresh(self, cached: Obj) -> Obj:
+        """``cached``, or our own newer write of the same object if the cache lags."""
+        if not self._items:
+            return cached
+        key = key_of(cached)
+        entry = self._items.get(key)
+        if entry is None:
+            return cached
+        superseded, written = entry
+        m = meta(cached)
+        if m.get("resourceVersion") in superseded and m.get("uid") == meta(written).get("uid"):
+            return written
+        del self._items[key]
+        return cached
+
+    def forget(self, key: str) -> None:
+        self._items.pop(key, None)
+
+
 def owner_reference(owner: Obj, api_version: str, kind: str) -> Obj:
     """The reference a controller puts on what it creates (upstream's NewControllerRef)."""
     m = meta(owner)

@@ -30,6 +30,7 @@ from pyk8s.controllers import indexes
 from pyk8s.controllers.base import (
     Obj,
     QueueController,
+    WrittenObjects,
     cached_controller_key,
     controller_ref,
     is_deleting,
@@ -58,20 +59,31 @@ class DeploymentController(QueueController, RolloutMixin):
         self.client = client
         self.clock = clock
         self.recorder = recorder or EventRecorder(client, "deployment-controller")
+        # What this controller wrote, for the syncs that run before the informers have it.
+        self.written_deployments = WrittenObjects()
+        self.written_sets = WrittenObjects()
         self.d_informer = indexes.ensure(factory.informer(DEPLOYMENTS), indexes.NAMESPACE)
         self.rs_informer = indexes.ensure(factory.informer(REPLICASETS), indexes.NAMESPACE)
         self.pod_informer = indexes.ensure(factory.informer(PODS), indexes.NAMESPACE)
         self.d_informer.add_handlers(on_add=self._enqueue,
                                      on_update=lambda old, new: self._enqueue(new),
-                                     on_delete=self._enqueue)
+                                     on_delete=self._d_deleted)
         self.rs_informer.add_handlers(on_add=self._rs_changed, on_update=self._rs_updated,
-                                      on_delete=self._rs_changed)
+                                      on_delete=self._rs_deleted)
         self.pod_informer.add_handlers(on_delete=self._pod_deleted)
 
     # -- handlers ----------------------------------------------------------------------
 
     def _enqueue(self, d: Obj) -> None:
         self.queue.add(key_of(d))
+
+    def _d_deleted(self, d: Obj) -> None:
+        self.written_deployments.forget(key_of(d))
+        self.queue.add(key_of(d))
+
+    def _rs_deleted(self, rs: Obj) -> None:
+        self.written_sets.forget(key_of(rs))
+        self._rs_changed(rs)
 
     def _owner_key(self, rs: Obj) -> str | None:
         return cached_controller_key(rs, "Deployment", self.d_informer)
@@ -114,8 +126,9 @@ class DeploymentController(QueueController, RolloutMixin):
     async def sync(self, key: str) -> float | None:
         cached = self.d_informer.get(key)
         if cached is None:
+            self.written_deployments.forget(key)
             return None
-        d = copy.deepcopy(cached)
+        d = copy.deepcopy(self.written_deployments.fresh(cached))
         spec = d.setdefault("spec", {})
         selector = label_selector_from_dict(spec.get("selector"))
         if selector is None or selector.empty:
@@ -148,6 +161,7 @@ class DeploymentController(QueueController, RolloutMixin):
         claimed: list[Obj] = []
         can_adopt: bool | None = None
         for rs in self.rs_informer.by_index(indexes.NAMESPACE, meta(d).get("namespace", "")):
+            rs = self.written_sets.fresh(rs)
             matches = selector.matches(meta(rs).get("labels") or {})
             ref = controller_ref(rs)
             if ref is not None:
@@ -214,7 +228,9 @@ class DeploymentController(QueueController, RolloutMixin):
             min_ready = d["spec"].get("minReadySeconds") or 0
             if changed or (rs.get("spec") or {}).get("minReadySeconds", 0) != min_ready:
                 rs["spec"]["minReadySeconds"] = min_ready
-                return await self.client.update(REPLICASETS, rs)
+                written = await self.client.update(REPLICASETS, rs)
+                self.written_sets.wrote(meta(rs).get("resourceVersion"), copy.deepcopy(written))
+                return written
             await self._set_deployment_revision(d, rs)
             if du.has_progress_deadline(d) and du.get_condition(d.get("status") or {},
                                                                "Progressing") is None:
@@ -278,12 +294,14 @@ class DeploymentController(QueueController, RolloutMixin):
             DEPLOYMENTS, meta(d).get("namespace", ""), meta(d).get("name", ""),
             {"metadata": {"annotations": {du.REVISION: wanted}}}, patch_type="merge")
         annotations[du.REVISION] = wanted
+        self.written_deployments.wrote(meta(d).get("resourceVersion"), patched)
         d["metadata"]["resourceVersion"] = meta(patched).get("resourceVersion")
 
     async def _write_status(self, d: Obj) -> None:
         """Write ``d``'s status. The status is computed from the ReplicaSets and the spec, so
         when a conflict comes from a newer object with the same generation (our own previous
         write not yet in the cache, an annotation change) it is still right: retry on that."""
+        replaced = meta(d).get("resourceVersion")
         try:
             written = await self.client.update(DEPLOYMENTS, d, subresource="status")
         except ApiError as exc:
@@ -295,8 +313,10 @@ class DeploymentController(QueueController, RolloutMixin):
                     or meta(fresh).get("generation") != meta(d).get("generation")):
                 raise
             fresh["status"] = d.get("status") or {}
+            replaced = meta(fresh).get("resourceVersion")
             written = await self.client.update(DEPLOYMENTS, fresh, subresource="status")
         d["metadata"]["resourceVersion"] = meta(written).get("resourceVersion")
+        self.written_deployments.wrote(replaced, written)
 
     async def _check_paused_conditions(self, d: Obj) -> None:
         if not du.has_progress_deadline(d):

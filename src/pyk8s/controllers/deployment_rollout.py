@@ -19,7 +19,7 @@ from pyk8s.client import ApiClient, Informer
 from pyk8s.client.clock import Clock
 from pyk8s.controllers import deployment_util as du
 from pyk8s.controllers import indexes, podutil
-from pyk8s.controllers.base import Obj, controller_ref, is_deleting, meta
+from pyk8s.controllers.base import Obj, WrittenObjects, controller_ref, is_deleting, meta
 from pyk8s.controllers.events import EventRecorder
 from pyk8s.machinery.errors import ApiError
 from pyk8s.machinery.resources import CATALOGUE
@@ -33,6 +33,7 @@ class RolloutMixin:
     clock: Clock
     recorder: EventRecorder
     pod_informer: Informer
+    written_sets: WrittenObjects
 
     async def _new_replica_set(self, d: Obj, olds: list[Obj], existing: Obj | None,
                                create: bool) -> Obj | None:
@@ -53,6 +54,7 @@ class RolloutMixin:
             return rs
         updated["spec"]["replicas"] = size
         written = await self.client.update(REPLICASETS, updated)
+        self.written_sets.wrote(meta(rs).get("resourceVersion"), copy.deepcopy(written))
         if old != size:
             op = op or ("up" if old < size else "down")
             self.recorder.event(d, DEPLOYMENTS, "Normal", "ScalingReplicaSet",
@@ -139,6 +141,11 @@ class RolloutMixin:
             if du.replicas(rs) == 0 or du.replicas(rs) == available:
                 continue
             count = min(max_scaled_down - cleaned, du.replicas(rs) - available)
+            if count < 0:
+                # More available than wanted: the ReplicaSet has not caught up with its last
+                # scale-down. Upstream's cleanupUnhealthyReplicas refuses ("invalid request to
+                # scale down") and the rollout step is skipped; never scale an old set up.
+                return False, olds
             _, olds[i] = await self._scale_and_record(d, rs, du.replicas(rs) - count)
             cleaned += count
         scaled_down = 0

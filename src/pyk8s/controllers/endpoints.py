@@ -149,6 +149,9 @@ def enqueue_pod_services(controller: QueueController, services: Informer,
     if old is not None and new is not None and \
             meta(old).get("resourceVersion") == meta(new).get("resourceVersion"):
         return
+    if old is not None and new is not None and meta(old).get("labels") == meta(new).get(
+            "labels") and meta(old).get("namespace") == meta(new).get("namespace"):
+        old = None  # same labels, same Services: most updates are status changes
     keys: set[str] = set()
     for pod in (old, new):
         if pod is not None:

@@ -136,6 +136,9 @@ class NodeLifecycleController:
         self.pods = indexes.ensure(factory.informer(PODS), indexes.NODE_NAME)
         self._health: dict[str, _Health] = {}
         self._first_tainted: dict[str, datetime] = {}
+        # node name -> the cached object last found carrying exactly the taints it should:
+        # the same object next pass needs no second look (a pass visits every node).
+        self._taints_right: dict[str, Obj] = {}
 
     async def run(self, workers: int = 1) -> None:
         log.info("starting controller=%s grace=%.0fs", self.name, self.grace_period)
@@ -170,6 +173,8 @@ class NodeLifecycleController:
             del self._health[gone]
         for gone in set(self._first_tainted) - seen:
             del self._first_tainted[gone]
+        for gone in set(self._taints_right) - seen:
+            del self._taints_right[gone]
 
     async def _check_health(self, node: Obj) -> Obj:
         name = str(meta(node).get("name"))
@@ -232,6 +237,9 @@ class NodeLifecycleController:
                     raise
 
     async def _reconcile_taints(self, node: Obj) -> Obj:
+        name = str(meta(node).get("name"))
+        if self._taints_right.get(name) is node:
+            return node
         wanted = wanted_taints(node)
         if wanted is None:
             return node
@@ -239,14 +247,14 @@ class NodeLifecycleController:
         kept = [t for t in existing if t.get("key") not in MANAGED_TAINTS
                 or (t.get("key"), t.get("effect")) in wanted]
         present = {(t.get("key"), t.get("effect")) for t in kept}
-        stamp = rfc3339(self.clock.now())
         for key, effect in wanted:
             if (key, effect) not in present:
                 taint: Obj = {"key": key, "effect": effect}
                 if effect == "NoExecute":
-                    taint["timeAdded"] = stamp
+                    taint["timeAdded"] = rfc3339(self.clock.now())
                 kept.append(taint)
         if kept == existing:
+            self._taints_right[name] = node
             return node
         updated = copy.deepcopy(node)
         if kept:

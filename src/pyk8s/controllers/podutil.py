@@ -4,6 +4,7 @@ order in which a ReplicaSet gives pods up (upstream's ``ActivePodsWithRanks``)."
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,7 @@ from pyk8s.machinery.meta import parse_rfc3339
 Obj = dict[str, Any]
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
-_PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
+PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 
 def phase(pod: Obj) -> str:
@@ -83,7 +84,7 @@ def deletion_rank(pod: Obj, colocated: int) -> tuple[Any, ...]:
     created = parse_rfc3339(str(meta.get("creationTimestamp") or ""))
     return (
         1 if spec.get("nodeName") else 0,
-        _PHASE_RANK.get(phase(pod), 0),
+        PHASE_RANK.get(phase(pod), 0),
         1 if ready else 0,
         deletion_cost(pod),
         -colocated,
@@ -91,6 +92,20 @@ def deletion_rank(pod: Obj, colocated: int) -> tuple[Any, ...]:
         -restart_count(pod),
         (1, -created.timestamp()) if created else (0, 0.0),
     )
+
+
+def pod_factory(template: Obj, namespace: str, name_prefix: str,
+                owner_ref: Obj) -> Callable[[], Obj]:
+    """``pod_from_template`` for many pods at once: the template is copied once and the
+    bodies share that private copy of the spec (they are sent, never changed)."""
+    prototype = pod_from_template(template, namespace, name_prefix, owner_ref)
+    spec = prototype["spec"]
+    meta = prototype["metadata"]
+
+    def body() -> Obj:
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": dict(meta), "spec": spec}
+
+    return body
 
 
 def pod_from_template(template: Obj, namespace: str, name_prefix: str, owner_ref: Obj) -> Obj:

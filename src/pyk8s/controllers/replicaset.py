@@ -5,6 +5,11 @@ active pods this ReplicaSet controls in the pod informer's cache, adopting match
 and releasing pods whose labels no longer match, then creates or deletes the difference and
 writes the status through ``/status``.
 
+Syncs that change nothing are cheap: the pod handlers keep, per controller uid, the count
+of active pods by (namespace, labels, ready), so a sync that only writes status or creates
+pods reads those few groups instead of every pod; only a scale-down (which must rank pods),
+an adoption or release, or minReadySeconds (availability depends on the clock) walks the pods.
+
 Double creation is prevented with expectations: creations and deletions are recorded before
 they are issued and ticked off as the pod informer sees them; until then a sync only updates
 status. Creations go out in slow-start batches (1, 2, 4, ...), so a template the server rejects
@@ -15,7 +20,6 @@ unscheduled, pending, not ready (``podutil.deletion_rank``).
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,6 +32,7 @@ from pyk8s.controllers import indexes, podutil
 from pyk8s.controllers.base import (
     Obj,
     QueueController,
+    WrittenObjects,
     cached_controller_key,
     controller_ref,
     is_deleting,
@@ -39,12 +44,13 @@ from pyk8s.controllers.base import (
 from pyk8s.controllers.events import EventRecorder
 from pyk8s.controllers.expectations import Expectations
 from pyk8s.machinery.errors import ApiError
-from pyk8s.machinery.meta import rfc3339
+from pyk8s.machinery.meta import parse_rfc3339, rfc3339
 from pyk8s.machinery.resources import CATALOGUE
 from pyk8s.machinery.selectors import LabelSelector, label_selector_from_dict
 
 PODS = CATALOGUE.resource("v1", "pods")
 REPLICASETS = CATALOGUE.resource("apps/v1", "replicasets")
+_Group = tuple[str, "frozenset[tuple[str, str]] | None", bool]  # namespace, labels, ready
 BURST_REPLICAS = 500
 SLOW_START_INITIAL_BATCH = 1
 
@@ -88,6 +94,7 @@ class PodFacts:
     label_key: frozenset[tuple[str, str]] | None
     ready: bool
     ready_since: datetime | None
+    rank: tuple[Any, ...] | None = None  # deletion_rank without the co-located count
 
     @classmethod
     def of(cls, pod: Obj) -> PodFacts:
@@ -105,6 +112,26 @@ class PodFacts:
                    ref_uid=ref.get("uid") if ref is not None else None,
                    labels=labels, label_key=label_key, ready=ready,
                    ready_since=podutil.ready_since(pod) if ready else None)
+
+    def ranked(self, pod: Obj) -> tuple[Any, ...]:
+        """Upstream's ActivePodsWithRanks key of ``pod`` (whose facts these are) minus the
+        co-located count, read once per object: a rollout ranks the same pods at every step."""
+        if self.rank is None:
+            m = pod.get("metadata") or {}
+            spec = pod.get("spec") or {}
+            created = parse_rfc3339(str(m.get("creationTimestamp") or ""))
+            node = str(spec.get("nodeName") or "")
+            self.rank = (
+                node,
+                1 if node else 0,
+                podutil.PHASE_RANK.get(podutil.phase(pod), 0),
+                1 if self.ready else 0,
+                podutil.deletion_cost(pod),
+                (1, -self.ready_since.timestamp()) if self.ready_since else (0, 0.0),
+                -podutil.restart_count(pod),
+                (1, -created.timestamp()) if created else (0, 0.0),
+            )
+        return self.rank
 
     def available(self, min_ready_seconds: int, now: datetime) -> bool:
         """Upstream's IsPodAvailable."""
@@ -132,14 +159,20 @@ class _LabelMatcher:
         return found
 
 
+def _template_labels(rs: Obj) -> dict[str, str]:
+    return (((rs.get("spec") or {}).get("template") or {}).get("metadata") or {}).get(
+        "labels") or {}
+
+
+def _fully_labeled(template_labels: dict[str, str]) -> Callable[[dict[str, str]], bool]:
+    return lambda labels: all(labels.get(k) == v for k, v in template_labels.items())
+
+
 def calculate_status(rs: Obj, pods: list[PodFacts], manage_error: Exception | None, diff: int,
                      now: Any) -> Obj:
     """The status a ReplicaSet should have given the active pods it controls."""
-    spec = rs.get("spec") or {}
-    template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
-    min_ready = int(spec.get("minReadySeconds") or 0)
-    fully_labeled = _LabelMatcher(
-        lambda labels: all(labels.get(k) == v for k, v in template_labels.items()))
+    min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
+    fully_labeled = _LabelMatcher(_fully_labeled(_template_labels(rs)))
     fully = ready = available = 0
     for facts in pods:
         if fully_labeled(facts):
@@ -148,6 +181,12 @@ def calculate_status(rs: Obj, pods: list[PodFacts], manage_error: Exception | No
             ready += 1
             if facts.available(min_ready, now):
                 available += 1
+    return status_from_counts(rs, len(pods), fully, ready, available, manage_error, diff, now)
+
+
+def status_from_counts(rs: Obj, replicas: int, fully: int, ready: int, available: int,
+                       manage_error: Exception | None, diff: int, now: Any) -> Obj:
+    """The status from the counts of claimed pods: all, fully labeled, ready, available."""
     old = rs.get("status") or {}
     conditions = [dict(c) for c in old.get("conditions") or [] if c.get("type") != "ReplicaFailure"]
     existing = podutil.condition(rs, "ReplicaFailure")
@@ -159,7 +198,7 @@ def calculate_status(rs: Obj, pods: list[PodFacts], manage_error: Exception | No
         if existing is not None and existing.get("status") == "True":
             cond["lastTransitionTime"] = existing.get("lastTransitionTime")
         conditions.append(cond)
-    status: Obj = {"replicas": len(pods)}
+    status: Obj = {"replicas": replicas}
     for field, value in (("fullyLabeledReplicas", fully), ("readyReplicas", ready),
                          ("availableReplicas", available),
                          ("observedGeneration", int(meta(rs).get("generation") or 0))):
@@ -182,6 +221,11 @@ class ReplicaSetController(QueueController):
         self.expectations = Expectations(clock)
         self._pod_facts: dict[str | None, tuple[Obj, PodFacts]] = {}
         self._facts_limit = 1024
+        # controller uid -> {(namespace, label set, ready): active pods}, and what each
+        # tracked pod (by key) counts towards; kept by the pod handlers.
+        self._owned: dict[str, Counter[_Group]] = {}
+        self._tracked: dict[str, tuple[str, _Group]] = {}
+        self._written = WrittenObjects()
         self.rs_informer = indexes.ensure(factory.informer(REPLICASETS), indexes.NAMESPACE)
         self.pod_informer = indexes.ensure(factory.informer(PODS), indexes.NAMESPACE,
                                            indexes.CONTROLLER_UID, indexes.ORPHAN_NAMESPACE)
@@ -199,6 +243,7 @@ class ReplicaSetController(QueueController):
     def _rs_deleted(self, rs: Obj) -> None:
         key = key_of(rs)
         self.expectations.forget(key)
+        self._written.forget(key)
         self.queue.add(key)
 
     def _owner_key(self, pod: Obj) -> str | None:
@@ -207,7 +252,29 @@ class ReplicaSetController(QueueController):
     def _matching_sets(self, pod: Obj) -> list[str]:
         return selecting_keys(pod, self.rs_informer)
 
+    def _track(self, key: str, pod: Obj | None) -> None:
+        """Move the pod's contribution to its controller's counts (``None``: it is gone)."""
+        old = self._tracked.pop(key, None)
+        if old is not None:
+            counts = self._owned[old[0]]
+            counts[old[1]] -= 1
+            if counts[old[1]] <= 0:
+                del counts[old[1]]
+                if not counts:
+                    del self._owned[old[0]]
+        if pod is None:
+            return
+        facts = self._facts(pod)
+        if facts.active and facts.ref_uid:
+            group = (facts.namespace, facts.label_key, facts.ready)
+            self._tracked[key] = (facts.ref_uid, group)
+            counts = self._owned.get(facts.ref_uid)
+            if counts is None:
+                counts = self._owned[facts.ref_uid] = Counter()
+            counts[group] += 1
+
     def _pod_added(self, pod: Obj) -> None:
+        self._track(key_of(pod), pod)
         if is_deleting(pod):
             self._pod_deleted(pod)
             return
@@ -220,6 +287,7 @@ class ReplicaSetController(QueueController):
                 self.queue.add(key)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
+        self._track(key_of(new), new)
         if meta(old).get("resourceVersion") == meta(new).get("resourceVersion"):
             return
         labels_changed = meta(old).get("labels") != meta(new).get("labels")
@@ -245,6 +313,8 @@ class ReplicaSetController(QueueController):
                 self.queue.add(key)
 
     def _pod_deleted(self, pod: Obj) -> None:
+        """A pod gone, or being deleted (still cached then, but no longer active)."""
+        self._track(key_of(pod), None)
         self._forget_facts(pod)
         owner = self._owner_key(pod)
         if owner is None:
@@ -261,22 +331,34 @@ class ReplicaSetController(QueueController):
         cached = self.rs_informer.get(key)
         if cached is None:
             self.expectations.forget(key)
+            self._written.forget(key)
             return None
-        rs = copy.deepcopy(cached)
+        rs = self._written.fresh(cached)  # shared: read only
         namespace = meta(rs).get("namespace", "")
+        uid = str(meta(rs).get("uid") or "")
         spec = rs.get("spec") or {}
         selector = label_selector_from_dict(spec.get("selector"))
-        needs_sync = self.expectations.satisfied(key)
-        active = [(p, f) for p, f in self._candidates(namespace, str(meta(rs).get("uid") or ""))
-                  if f.active]
-        claimed = await self._claim_pods(rs, selector, active)
+        needs_sync = self.expectations.satisfied(key) and not is_deleting(rs)
         replicas = int(spec["replicas"]) if spec.get("replicas") is not None else 1
-        diff = len(claimed) - replicas
+        counts = self._counts(rs, selector, namespace, uid)
+        if counts is not None and needs_sync and counts[0] > replicas:
+            counts = None  # a scale-down ranks the pods
         manage_error: Exception | None = None
-        if needs_sync and not is_deleting(rs):
-            manage_error = await self._manage_replicas(key, rs, [p for p, _ in claimed], diff)
-        now = self.clock.now()
-        status = calculate_status(rs, [f for _, f in claimed], manage_error, diff, now)
+        if counts is not None:
+            diff = counts[0] - replicas
+            if needs_sync and diff:
+                manage_error = await self._manage_replicas(key, rs, [], diff)
+            now = self.clock.now()
+            status = status_from_counts(rs, counts[0], counts[1], counts[2], counts[2],
+                                        manage_error, diff, now)
+        else:
+            active = [(p, f) for p, f in self._candidates(namespace, uid) if f.active]
+            claimed = await self._claim_pods(rs, selector, active)
+            diff = len(claimed) - replicas
+            if needs_sync and diff:
+                manage_error = await self._manage_replicas(key, rs, claimed, diff)
+            now = self.clock.now()
+            status = calculate_status(rs, [f for _, f in claimed], manage_error, diff, now)
         await self._write_status(rs, status)
         if manage_error is not None:
             raise manage_error
@@ -285,6 +367,36 @@ class ReplicaSetController(QueueController):
                 and status.get("availableReplicas", 0) != replicas):
             return float(min_ready)
         return None
+
+    def _counts(self, rs: Obj, selector: LabelSelector | None, namespace: str,
+                uid: str) -> tuple[int, int, int] | None:
+        """(claimed, fully labeled, ready) pods from the tracked counts, or None when the
+        sync must walk the pods: orphans to adopt, pods to release, minReadySeconds."""
+        if (not uid or int((rs.get("spec") or {}).get("minReadySeconds") or 0) > 0
+                or selector is None or selector.empty):
+            return None
+        deleting = is_deleting(rs)
+        if not deleting:
+            for orphan in self.pod_informer.by_index(indexes.ORPHAN_NAMESPACE, namespace):
+                facts = self._facts(orphan)
+                if facts.active and selector.matches(facts.labels):
+                    return None  # one to adopt
+        fully_labeled = _fully_labeled(_template_labels(rs))
+        claimed = fully = ready = 0
+        for (ns, label_key, is_ready), n in (self._owned.get(uid) or {}).items():
+            if ns != namespace:
+                continue
+            if label_key is None:
+                return None
+            labels = dict(label_key)
+            if not deleting and not selector.matches(labels):
+                return None  # a pod to release
+            claimed += n
+            if fully_labeled(labels):
+                fully += n
+            if is_ready:
+                ready += n
+        return claimed, fully, ready
 
     def _facts(self, pod: Obj) -> PodFacts:
         """The pod's facts, remembered by uid for as long as the informer holds this very
@@ -382,7 +494,7 @@ class ReplicaSetController(QueueController):
             if exc.code not in (404, 409, 422):
                 raise
 
-    async def _manage_replicas(self, key: str, rs: Obj, pods: list[Obj],
+    async def _manage_replicas(self, key: str, rs: Obj, pods: list[tuple[Obj, PodFacts]],
                                diff: int) -> Exception | None:
         namespace = meta(rs).get("namespace", "")
         name = meta(rs).get("name", "")
@@ -391,12 +503,13 @@ class ReplicaSetController(QueueController):
             self.expectations.expect_creations(key, count)
             template = (rs.get("spec") or {}).get("template") or {}
             ref = owner_reference(rs, REPLICASETS.api_version, REPLICASETS.kind)
+            new_body = podutil.pod_factory(template, namespace, name, ref)
             attempted = 0
 
             async def create_one() -> None:
                 nonlocal attempted
                 attempted += 1
-                body = podutil.pod_from_template(template, namespace, name, ref)
+                body = new_body()
                 try:
                     created = await self.client.create(PODS, body, namespace=namespace)
                 except ApiError as exc:
@@ -418,7 +531,7 @@ class ReplicaSetController(QueueController):
             return error
         if diff > 0:
             count = min(diff, BURST_REPLICAS)
-            victims = pods_to_delete(pods, count)
+            victims = ranked_for_deletion(pods, count)
             self.expectations.expect_deletions(key, [key_of(p) for p in victims])
             results = await asyncio.gather(*(self._delete_pod(key, rs, p) for p in victims),
                                            return_exceptions=True)
@@ -445,11 +558,14 @@ class ReplicaSetController(QueueController):
                             f"Deleted pod: {m.get('name', '')}")
 
     async def _write_status(self, rs: Obj, status: Obj) -> None:
+        """Write the status if it changed (upstream's updateReplicaSetStatus: one retry on a
+        fresh copy after a conflict)."""
         if (rs.get("status") or {}) == status:
             return
-        rs["status"] = status
+        body = dict(rs)  # ``rs`` is shared with the cache: only the top level is replaced
+        body["status"] = status
         try:
-            await self.client.update(REPLICASETS, rs, subresource="status")
+            written = await self.client.update(REPLICASETS, body, subresource="status")
         except ApiError as exc:
             if exc.code == 404:
                 return
@@ -458,13 +574,25 @@ class ReplicaSetController(QueueController):
             fresh = await self.client.get(REPLICASETS, meta(rs).get("namespace", ""),
                                           meta(rs).get("name", ""))
             fresh["status"] = status
-            await self.client.update(REPLICASETS, fresh, subresource="status")
+            written = await self.client.update(REPLICASETS, fresh, subresource="status")
+            rs = fresh
+        self._written.wrote(meta(rs).get("resourceVersion"), written)
+
+
+def ranked_for_deletion(pods: list[tuple[Obj, PodFacts]], count: int) -> list[Obj]:
+    """The ``count`` pods to give up first, ranked as upstream's ActivePodsWithRanks (see
+    ``podutil.deletion_rank``); the per-pod part of each key is cached in its facts."""
+    keys = [(facts.ranked(pod), pod) for pod, facts in pods]
+    per_node = Counter(key[0] for key, _ in keys)
+
+    def rank(item: tuple[tuple[Any, ...], Obj]) -> tuple[Any, ...]:
+        key = item[0]
+        return (*key[1:5], -per_node[key[0]] if key[0] else 0, *key[5:])
+
+    keys.sort(key=rank)
+    return [pod for _, pod in keys[:count]]
 
 
 def pods_to_delete(pods: list[Obj], count: int) -> list[Obj]:
     """The ``count`` pods to give up first, ranked as upstream ranks them."""
-    per_node = Counter(str((p.get("spec") or {}).get("nodeName") or "") for p in pods)
-    ranked = sorted(pods, key=lambda p: podutil.deletion_rank(
-        p, per_node[str((p.get("spec") or {}).get("nodeName") or "")]
-        if (p.get("spec") or {}).get("nodeName") else 0))
-    return ranked[:count]
+    return ranked_for_deletion([(p, PodFacts.of(p)) for p in pods], count)

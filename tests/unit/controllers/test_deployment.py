@@ -16,9 +16,11 @@ from controller_fakes import (
     FakeFactory,
     NullRecorder,
     advance,
+    drain,
     kubelet_ready_all,
     settle,
 )
+from controller_fakes import ready as ready_pod
 
 from pyk8s.client import FakeClock
 from pyk8s.controllers import deployment_util as du
@@ -268,5 +270,50 @@ def test_change_cause_is_copied_to_the_new_replica_set() -> None:
         s.api.seed(DEPLOYMENTS, d)
         await s.settle()
         assert s.sets()["1"]["metadata"]["annotations"][du.CHANGE_CAUSE] == "kubectl create"
+
+    run(scenario())
+
+
+def test_cleanup_never_scales_an_old_set_up_while_its_status_lags() -> None:
+    """An old ReplicaSet just scaled down still reports more available pods than its new
+    size; upstream's cleanupUnhealthyReplicas refuses to "scale down" it to a larger size."""
+    async def scenario() -> None:
+        s = Scene()
+        s.api.seed(DEPLOYMENTS, deployment(replicas=4, surge=1, unavailable=1))
+        await s.settle()
+        await s.kubelet()
+        d = s.dc.d_informer.get("default/web")
+        old = copy.deepcopy(s.sets()["1"])
+        old["spec"]["replicas"] = 2  # scaled down, its pods not deleted yet: 4 available
+        new = {"metadata": {"name": "web-new", "namespace": "default",
+                            "creationTimestamp": "2030-01-01T00:00:00Z"},
+               "spec": {"replicas": 3}, "status": {"availableReplicas": 3}}
+        scaled, olds = await s.dc._reconcile_olds(copy.deepcopy(d), new, [old])
+        assert not scaled and olds[0]["spec"]["replicas"] == 2
+        assert s.api.count("update", "replicasets") == 0
+
+    run(scenario())
+
+
+def test_a_sync_ahead_of_its_own_writes_does_not_conflict() -> None:
+    """Deployment syncs that run before the watch brings back the controller's previous
+    status writes (even part of a chain of them) start from those writes: no 409 and GET."""
+    async def scenario() -> None:
+        s = Scene()
+        s.api.seed(DEPLOYMENTS, deployment(replicas=3))
+        await s.settle()
+        gets = s.api.count("get", "deployments")
+        for pod in s.api.objects(PODS):  # each pod's readiness changes the status
+            await s.api.update(PODS, ready_pod(pod), subresource="status")
+            held = [e for e in s.api.pending if e[0] == DEPLOYMENTS]
+            s.api.pending = [e for e in s.api.pending if e[0] != DEPLOYMENTS]
+            s.api.flush()
+            await drain(s.rsc, s.dc)
+            await drain(s.rsc, s.dc)
+            # the Deployment watch delivers only the first of our writes so far
+            s.api.pending = [*s.api.pending, *held[:1]]
+        await s.settle()
+        assert s.d()["status"]["availableReplicas"] == 3
+        assert s.api.count("get", "deployments") == gets
 
     run(scenario())

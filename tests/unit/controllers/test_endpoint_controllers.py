@@ -265,3 +265,26 @@ def test_a_sync_before_the_cache_shows_its_own_write_creates_nothing_twice() -> 
     assert again is not None and again > 0  # retried shortly, not acted on
     assert count == 1
     assert (later, final) == (None, 1)
+
+
+def test_pod_events_enqueue_the_services_of_the_old_and_new_labels() -> None:
+    from pyk8s.controllers.endpoints import enqueue_pod_services
+
+    async def scenario() -> None:
+        api = FakeApi(FakeClock())
+        ctl = EndpointsController(api, FakeFactory(api))  # type: ignore[arg-type]
+        for name in ("web", "db"):
+            api.seed(SERVICES, service(name, selector={"app": name}))
+        await settle(api, ctl)
+        old = pod("p", app="web")
+        old["metadata"].update(namespace="default", resourceVersion="1")
+        moved = {**old, "metadata": {**old["metadata"], "labels": {"app": "db"},
+                                     "resourceVersion": "2"}}
+        enqueue_pod_services(ctl, ctl.svc_informer, old, moved)
+        assert sorted(ctl.queue._queue) == ["default/db", "default/web"]
+        await settle(api, ctl)
+        status_only = {**old, "metadata": {**old["metadata"], "resourceVersion": "3"}}
+        enqueue_pod_services(ctl, ctl.svc_informer, old, status_only)
+        assert list(ctl.queue._queue) == ["default/web"]
+
+    run(scenario())

@@ -214,3 +214,33 @@ def test_a_conflict_on_one_node_does_not_stall_the_others() -> None:
         assert next(c for c in n2["status"]["conditions"] if c["type"] == "Ready")["status"] == "Unknown"
 
     run(scenario())
+
+
+def test_an_unchanged_node_has_its_taints_examined_once(monkeypatch: Any) -> None:
+    """Every pass visits every node; a cached node object already found right is not
+    examined again, while a new object (any update) is."""
+    calls: list[str] = []
+    real = nl.wanted_taints
+
+    def counting(node: dict) -> Any:
+        calls.append(node["metadata"]["name"])
+        return real(node)
+
+    monkeypatch.setattr(nl, "wanted_taints", counting)
+
+    async def scenario() -> None:
+        s = Scene()
+        for _ in range(3):
+            await s.renew_lease()
+            await s.tick(10)
+        assert calls == ["n1"]
+        node = s.node()
+        for cond in node["status"]["conditions"]:
+            cond["status"] = "False"
+        await s.api.update(NODES, node, subresource="status")
+        await s.tick(1)
+        await s.tick(1)
+        assert calls == ["n1", "n1", "n1"], "the new object, then the tainted one it wrote"
+        assert "node.kubernetes.io/not-ready:NoExecute" in s.taints()
+
+    run(scenario())

@@ -252,3 +252,142 @@ class TestReplicaSetController:
             assert len(api.objects(PODS)) == 5 and "conditions" not in rs["status"]
 
         run(scenario())
+
+
+def deliver_only(api: FakeApi, resource: Any) -> None:
+    """Deliver the pending watch events of one resource, holding back the others (a watch
+    that lags behind another)."""
+    held = []
+    for res, kind, obj in api.pending:
+        if res == resource:
+            for inf in list(api.informers.values()):
+                if inf.resource == res:
+                    inf.deliver(kind, obj)
+        else:
+            held.append((res, kind, obj))
+    api.pending = held
+
+
+class TestCheapSyncs:
+    def test_status_from_tracked_counts_matches_a_walk_of_the_pods(self) -> None:
+        """The counts the pod handlers keep give the status a walk of every pod gives,
+        through creations, readiness, label changes, deletions."""
+        async def scenario() -> None:
+            api, ctl, _ = setup()
+            rs = replicaset(replicas=4)
+            rs["spec"]["template"]["metadata"]["labels"]["tier"] = "front"
+            api.seed(REPLICASETS, rs)
+            await settle(api, ctl)
+
+            def walked() -> dict:
+                cached = ctl.rs_informer.get("default/web")
+                uid = cached["metadata"]["uid"]
+                facts = [f for _, f in ctl._candidates("default", uid) if f.active]
+                return rsc.calculate_status(cached, facts, None, 0, api.clock.now())
+
+            assert api.objects(REPLICASETS)[0]["status"] == walked()
+            pods = api.objects(PODS)
+            await api.update(PODS, ready(pods[0]), subresource="status")
+            del pods[1]["metadata"]["labels"]["tier"]  # still selected, no longer fully labeled
+            await api.update(PODS, pods[1])
+            await settle(api, ctl)
+            status = api.objects(REPLICASETS)[0]["status"]
+            assert status == walked()
+            assert (status["replicas"], status["fullyLabeledReplicas"],
+                    status["readyReplicas"], status["availableReplicas"]) == (4, 3, 1, 1)
+            await api.delete(PODS, "default", pods[0]["metadata"]["name"])
+            await settle(api, ctl)
+            assert api.objects(REPLICASETS)[0]["status"] == walked()
+            assert len(api.objects(PODS)) == 4
+
+        run(scenario())
+
+    def test_counts_defer_to_a_walk_when_pods_must_be_adopted_released_or_timed(self) -> None:
+        async def scenario() -> None:
+            api, ctl, _ = setup()
+            api.seed(REPLICASETS, replicaset(replicas=1))
+            await settle(api, ctl)
+            cached = ctl.rs_informer.get("default/web")
+            uid = cached["metadata"]["uid"]
+            selector = rsc.label_selector_from_dict(cached["spec"]["selector"])
+            assert ctl._counts(cached, selector, "default", uid) == (1, 1, 0)
+            api.seed(PODS, {"metadata": {"name": "stray", "namespace": "default",
+                                         "labels": {"app": "web"}}, "spec": {}})
+            assert ctl._counts(cached, selector, "default", uid) is None, "an orphan to adopt"
+            await settle(api, ctl)
+            assert ctl._counts(cached, selector, "default", uid) == (1, 1, 0)
+            assert len(api.objects(PODS)) == 1, "adopted, then the surplus pod deleted"
+            timed = dict(cached, spec=dict(cached["spec"], minReadySeconds=5))
+            assert ctl._counts(timed, selector, "default", uid) is None
+
+        run(scenario())
+
+    def test_a_sync_ahead_of_its_own_status_write_does_not_conflict(self) -> None:
+        """A sync that runs before the watch brings back the controller's previous status
+        write starts from that write: no 409, no GET, no second PUT."""
+        async def scenario() -> None:
+            api, ctl, _ = setup()
+            api.seed(REPLICASETS, replicaset(replicas=2))
+            await settle(api, ctl)
+            for pod in api.objects(PODS):
+                await api.update(PODS, ready(pod), subresource="status")
+                deliver_only(api, PODS)  # the ReplicaSet watch lags behind
+                await rsc_drain(ctl)
+            status = api.objects(REPLICASETS)[0]["status"]
+            assert status["readyReplicas"] == 2
+            assert api.count("get", "replicasets") == 0
+            await settle(api, ctl)
+            assert api.count("get", "replicasets") == 0
+
+        run(scenario())
+
+
+class TestRankingCache:
+    def test_cached_keys_rank_as_deletion_rank_does(self) -> None:
+        import random as rnd
+        rnd.seed(7)
+        pods = []
+        for i in range(200):
+            pod: dict = {"metadata": {"name": f"p{i}", "creationTimestamp":
+                                      f"2026-01-0{rnd.randint(1, 3)}T00:00:00Z"},
+                         "spec": {}, "status": {"phase": rnd.choice(["Pending", "Running",
+                                                                     "Unknown"])}}
+            if rnd.random() < 0.8:
+                pod["spec"]["nodeName"] = f"n{rnd.randint(1, 20)}"
+            if rnd.random() < 0.5:
+                pod = ready(pod, at=f"2026-01-0{rnd.randint(4, 6)}T00:00:00Z")
+            if rnd.random() < 0.2:
+                pod["status"]["containerStatuses"] = [{"restartCount": rnd.randint(0, 3)}]
+            if rnd.random() < 0.1:
+                pod["metadata"]["annotations"] = {
+                    "controller.kubernetes.io/pod-deletion-cost": str(rnd.randint(-2, 2))}
+            pods.append(pod)
+        per_node: dict = {}
+        for p in pods:
+            node = p["spec"].get("nodeName") or ""
+            per_node[node] = per_node.get(node, 0) + 1
+        expected = sorted(pods, key=lambda p: rsc.podutil.deletion_rank(
+            p, per_node[p["spec"]["nodeName"]] if p["spec"].get("nodeName") else 0))
+        assert [p["metadata"]["name"] for p in rsc.pods_to_delete(pods, 200)] == \
+            [p["metadata"]["name"] for p in expected]
+
+
+async def rsc_drain(ctl: ReplicaSetController) -> None:
+    while len(ctl.queue):
+        key = await ctl.queue.get()
+        try:
+            await ctl.process(key)
+        finally:
+            ctl.queue.done(key)
+
+
+def test_pod_factory_bodies_match_pod_from_template_and_keep_their_own_metadata() -> None:
+    template = replicaset()["spec"]["template"]
+    ref = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "u",
+           "controller": True, "blockOwnerDeletion": True}
+    new_body = rsc.podutil.pod_factory(template, "default", "web", ref)
+    a, b = new_body(), new_body()
+    assert a == b == rsc.podutil.pod_from_template(template, "default", "web", ref)
+    a["metadata"]["name"] = "web-a"
+    assert "name" not in b["metadata"]
+    assert a["spec"] is not template["spec"], "the template (a cached object) is never shared"
