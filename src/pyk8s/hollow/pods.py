@@ -33,7 +33,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from pyk8s.client import ApiClient, ApiError, Informer, object_key
+from pyk8s.client import ApiClient, ApiError, Informer, object_key, strip_managed_fields
 from pyk8s.client.clock import Clock
 from pyk8s.hollow import objects
 from pyk8s.hollow.settings import HollowNodeSettings
@@ -65,7 +65,11 @@ class PodSimulator:
         self.clock = clock
         self._node_index = node_index
         self._is_stopped = is_stopped
-        self.informer = informer or Informer(client, PODS, field_selector="spec.nodeName!=")
+        if informer is None:
+            informer = Informer(client, PODS, field_selector="spec.nodeName!=")
+            # Status patches never read managedFields: do not cache them (a kubelet's do not).
+            informer.set_transform(strip_managed_fields)
+        self.informer = informer
         self._random = random.Random(settings.seed)
         # uid → when it is due to start / to be removed (monotonic), drawn once per pod.
         self._start_due: dict[str, float] = {}

@@ -40,7 +40,15 @@ from collections.abc import Coroutine, Mapping
 from datetime import UTC
 from typing import Any
 
-from pyk8s.client import SYSTEM_CLOCK, ApiClient, ApiError, Clock, Informer, LeaderElector
+from pyk8s.client import (
+    SYSTEM_CLOCK,
+    ApiClient,
+    ApiError,
+    Clock,
+    Informer,
+    LeaderElector,
+    strip_managed_fields,
+)
 from pyk8s.machinery.resources import CATALOGUE
 from pyk8s.scheduler.algorithm import GenericScheduler
 from pyk8s.scheduler.cache import Cache, is_terminal
@@ -158,6 +166,9 @@ class Scheduler:
         self._build()
         nodes = Informer(self.client, NODES)
         pods = Informer(self.client, PODS)
+        # As upstream's scheduler: nothing here reads managedFields, so they are not cached.
+        nodes.set_transform(strip_managed_fields)
+        pods.set_transform(strip_managed_fields)
         nodes.add_handlers(self.on_node_add, self.on_node_update, self.on_node_delete)
         pods.add_handlers(self.on_pod_add, self.on_pod_update, self.on_pod_delete)
         background = [asyncio.create_task(nodes.run()), asyncio.create_task(pods.run())]
