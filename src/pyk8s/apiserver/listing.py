@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import orjson
 
 from pyk8s.apiserver.context import ApiContext
-from pyk8s.apiserver.watchcache import CachedObject, cached_object
+from pyk8s.apiserver.watchcache import CachedObject, cached_object, select_fields
 from pyk8s.machinery import errors, selectors
 from pyk8s.machinery.resources import Resource
 from pyk8s.storage import CompactedError, FutureRevisionError
@@ -71,9 +71,10 @@ def build_matcher(resource: Resource, label_selector: str, field_selector: str) 
     if fields is None:
         assert labels is not None
         return lambda obj: labels.matches(obj.labels)
+    select_fields(resource, {requirement[0] for requirement in fields.requirements})
     if labels is None:
-        return lambda obj: fields.matches(obj.fields)
-    return lambda obj: labels.matches(obj.labels) and fields.matches(obj.fields)
+        return lambda obj: fields.matches(obj)
+    return lambda obj: labels.matches(obj.labels) and fields.matches(obj)
 
 
 def _everything(obj: CachedObject) -> bool:

@@ -41,7 +41,7 @@ async def ensure_namespace_open(ctx: ApiContext, namespace: str) -> None:
     key = ns_resource.key("", namespace)
     cached = ctx.cache.cache_for(ns_resource).items.get(key)
     if cached is not None:
-        phase = cached.fields.get("status.phase")
+        phase = cached.get("status.phase")
     else:
         kv = await ctx.store.get(key)
         if kv is None:

@@ -57,6 +57,15 @@ class CachedObject:
         obj: dict[str, Any] = orjson.loads(self.raw)
         return obj
 
+    def get(self, path: str, default: str = "") -> str:
+        """A selectable field's value (``Mapping.get``'s shape, which field selectors
+        use). ``fields`` holds the fields some selector of the resource named when the
+        object was cached; another is read from ``raw`` once and kept."""
+        value = self.fields.get(path)
+        if value is None:
+            value = self.fields[path] = field_value(self.load(), path)
+        return value
+
 
 @dataclass(slots=True)
 class CacheEvent:
@@ -202,6 +211,20 @@ def cached_object(resource: Resource, key: str, value: bytes, revision: int) -> 
     return _cached_from(resource, key, orjson.loads(value), revision)
 
 
+# Per resource (storage prefix), the selectable fields some field selector has named. Only
+# these are read from each object as it is cached (every write's event pays for them);
+# another is read on its first use (CachedObject.get).
+_selected: dict[str, tuple[str, ...]] = {}
+
+
+def select_fields(resource: Resource, paths: Iterable[str]) -> None:
+    """Field selectors on ``resource`` name ``paths``: cache their values from now on."""
+    have = _selected.get(resource.storage_prefix, ())
+    wanted = [p for p in resource.field_selectors if p in paths and p not in have]
+    if wanted:
+        _selected[resource.storage_prefix] = (*have, *wanted)
+
+
 def _cached_from(resource: Resource, key: str, obj: dict[str, Any],
                  revision: int) -> CachedObject:
     meta = obj.setdefault("metadata", {})
@@ -210,7 +233,7 @@ def _cached_from(resource: Resource, key: str, obj: dict[str, Any],
         "metadata.name": meta.get("name", ""),
         "metadata.namespace": meta.get("namespace", ""),
     }
-    for path in resource.field_selectors:
+    for path in _selected.get(resource.storage_prefix, ()):
         fields[path] = field_value(obj, path)
     return CachedObject(
         key=key,

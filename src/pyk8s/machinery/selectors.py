@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 __all__ = [
     "DOES_NOT_EXIST",
@@ -677,6 +677,12 @@ def _split_term(term: str) -> tuple[str, str, str] | None:
     return None
 
 
+class FieldValues(Protocol):
+    """What a field selector reads: a dict of values, or anything with its ``get``."""
+
+    def get(self, key: str, default: str, /) -> str | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class FieldSelector:
     """An AND of field terms. A field absent from the object compares as ``""``."""
@@ -687,7 +693,7 @@ class FieldSelector:
     def empty(self) -> bool:
         return not self.requirements
 
-    def matches(self, fields: Mapping[str, str]) -> bool:
+    def matches(self, fields: FieldValues) -> bool:
         for field, op, value in self.requirements:
             have = fields.get(field, "")
             if (have == value) != (op == "="):

@@ -70,7 +70,9 @@ def _emit(node: dict[str, Any]) -> dict[str, Any]:
     if member and node:
         out["."] = {}
     for element in _sorted(node):
-        out[element] = _emit(node[element])
+        child = node[element]
+        # a leaf member (most of a set) is {} without a call
+        out[element] = {} if len(child) == 1 and "." in child else _emit(child)
     return out
 
 

@@ -134,7 +134,9 @@ def record_update(live: dict[str, Any] | None, new: dict[str, Any], scope: Scope
     object has none). ``live`` is None for a create. ``new`` still carries the managedFields
     the client sent (or the patched ones)."""
     sent = _meta(new).get("managedFields")
-    if entries_mod.is_reset(sent):
+    # A subresource write takes the live entries whatever it sent (upstream's
+    # decodeLiveOrNew with ignoreManagedFieldsFromRequestObject), so it cannot reset them.
+    if not scope.subresource and entries_mod.is_reset(sent):
         return None
     base: list[Entry] = []
     if not scope.subresource and sent and (live is None or sent != _meta(live).get("managedFields")):
@@ -150,8 +152,18 @@ def record_update(live: dict[str, Any] | None, new: dict[str, Any], scope: Scope
     live_managed = _meta(live).get("managedFields")
     if from_live and not entries_mod.valid(live_managed):
         return None  # upstream does not start tracking an untracked object on update
-    comparison = values.compare(live if live is not None else values.MISSING, new, scope.node,
-                                _NOT_WALKED)
+    old_value: Any = values.MISSING if live is None else live
+    new_value: dict[str, Any]
+    if scope.reset:
+        # Top-level fields the strategy resets (all but status on a status write) are not
+        # compared: Scope.owned would drop whatever they gave.
+        skipped = _skip_root(scope)
+        if old_value is not values.MISSING:
+            old_value = {k: v for k, v in old_value.items() if k not in skipped}
+        new_value = {k: v for k, v in new.items() if k not in skipped}
+    else:
+        new_value = new
+    comparison = values.compare(old_value, new_value, scope.node, _NOT_WALKED)
     taken = scope.owned(comparison.changed)
     removed = scope.owned(comparison.removed)
     if from_live:
@@ -196,6 +208,9 @@ def _update_raw(raw: list[dict[str, Any]], taken: FieldSet, removed: FieldSet, s
     touches are decoded and re-encoded (the common write touches one or two). None when the
     Update managers overflow and the general path must fold them."""
     gone = taken | removed
+    # The top-level fields the change touches: an entry owning none of them (a status
+    # write against the creator's metadata and spec) is kept without a path lookup.
+    gone_roots = {path[0] for path in gone if path}
     ident = (manager, UPDATE, scope.api_version, scope.subresource)
     out: list[dict[str, Any]] = []
     own: dict[str, Any] | None = None
@@ -204,7 +219,9 @@ def _update_raw(raw: list[dict[str, Any]], taken: FieldSet, removed: FieldSet, s
             own = item
             continue
         tree = item.get("fieldsV1") or {}
-        if any(fieldpath.has_member(tree, path) for path in gone):
+        if gone_roots.isdisjoint(tree) and () not in gone:
+            out.append(item)
+        elif any(fieldpath.has_member(tree, path) for path in gone):
             fields = fieldpath.decode(tree) - gone
             if fields:
                 out.append({**item, "fieldsV1": fieldpath.encode(fields)})

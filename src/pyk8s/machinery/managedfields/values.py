@@ -30,6 +30,7 @@ from pyk8s.machinery.managedfields.typed import DEDUCED, LIST, MAP, STRUCT, Node
 
 MISSING: Any = object()
 _MAP_KINDS = frozenset({STRUCT, MAP, DEDUCED})
+_CONTAINERS = (dict, list)
 
 # Struct fields a Go object always has (value, not pointer, types) outside lists.
 _ZERO_STRUCTS = frozenset({"metadata", "spec", "status", "template", "strategy",
@@ -185,13 +186,27 @@ def _compare(old: Any, new: Any, node: Node, path: Path, acc: Comparison, zero: 
                 acc.removed.add(path)
         o = old if old is not MISSING else {}
         n = new if new is not MISSING else {}
-        for key in n.keys() | o.keys():
-            if o.get(key) == n.get(key):
+        for key in (n.keys() | o.keys()) if o and n else (n or o):
+            o_value = o.get(key)
+            n_value = n.get(key)
+            if o_value is n_value or o_value == n_value:
+                continue
+            if not isinstance(o_value, _CONTAINERS) and not isinstance(n_value, _CONTAINERS):
+                # Two scalars (or null): what _compare would find for them, without the
+                # call and the child type (most changed fields of a write are leaves).
+                child_path = (*path, "f:" + key)
+                if skip and child_path in skip:
+                    continue
+                if o_value is None:
+                    acc.added.add(child_path)
+                elif n_value is None:
+                    acc.removed.add(child_path)
+                else:
+                    acc.modified.add(child_path)
                 continue
             child, _ = node.child(key)
             child_zero = zero and key in _ZERO_STRUCTS and child.kind == STRUCT
-            _compare(o.get(key, MISSING), n.get(key, MISSING), child, (*path, "f:" + key),
-                     acc, child_zero, skip)
+            _compare(o_value, n_value, child, (*path, "f:" + key), acc, child_zero, skip)
         return
     if _granular_list(node) and isinstance(present, list) and (other is MISSING or isinstance(other, list)):
         o_items = index(old, node) if old is not MISSING else []

@@ -95,6 +95,33 @@ class TestUpdates:
         new = deployment(replicas=2, managedFields=sent)
         assert updater.record_update(live, new, SCOPE, "m", T1) is None
 
+    def test_an_update_without_managed_fields_keeps_the_live_ones(self) -> None:
+        # clients that trim managedFields from their caches (client-go's
+        # TransformStripManagedFields) and write the object back lose nothing
+        live = created()
+        new = deployment(replicas=2)
+        assert "managedFields" not in new["metadata"]
+        got = owners(updater.record_update(live, new, SCOPE, "m", T1))
+        assert got[("m", "Update")] == {REPLICAS}
+        assert got[("kubectl-create", "Update")] == \
+            owners(live["metadata"]["managedFields"])[("kubectl-create", "Update")] - {REPLICAS}
+
+    def test_an_unchanged_update_without_managed_fields_keeps_them_as_they_are(self) -> None:
+        live = created()
+        assert updater.record_update(live, deployment(), SCOPE, "m", T1) == \
+            live["metadata"]["managedFields"]
+
+    @pytest.mark.parametrize("sent", [[], [{}]])
+    def test_a_subresource_write_cannot_clear_managed_fields(self, sent: list[Any]) -> None:
+        live = created()
+        status = Scope(SCOPE.node, "apps/v1", "status",
+                       frozenset({("f:spec",), ("f:metadata",)}))
+        new = deployment(managedFields=sent)
+        new["status"] = {"replicas": 3}
+        got = owners(updater.record_update(live, new, status, "m", T1))
+        assert got[("m", "Update")] == {("f:status", "f:replicas")}
+        assert ("kubectl-create", "Update") in got
+
     def test_untracked_objects_are_not_tracked_by_updates(self) -> None:
         assert updater.record_update(deployment(), deployment(replicas=2), SCOPE, "m", T1) is None
 
