@@ -54,16 +54,6 @@ def decode_raw(value: bytes, revision: int) -> Obj:
     return obj
 
 
-def copy_tree(value: Any) -> Any:
-    """A deep copy of a decoded body (dicts and lists of immutable values), without
-    ``copy.deepcopy``'s memo and dispatch: several times faster."""
-    if isinstance(value, dict):
-        return {k: copy_tree(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [copy_tree(v) for v in value]
-    return value
-
-
 def clone(obj: Obj) -> Obj:
     """A private deep copy of an object that came from :func:`decode` (JSON values only),
     through orjson: several times faster than ``copy.deepcopy``."""

@@ -19,6 +19,7 @@ from pyk8s.apiserver.objects import Obj
 from pyk8s.apiserver.watchcache import CachedObject
 from pyk8s.machinery import errors
 from pyk8s.machinery.meta import new_uid, now_rfc3339, rfc3339
+from pyk8s.machinery.patch import copy_json
 from pyk8s.machinery.resources import Resource
 from pyk8s.storage import KeyExistsError, KeyNotFoundError, KeyValue, RevisionMismatchError
 
@@ -323,7 +324,7 @@ async def update(
         if subresource == "status":
             new = merge_status(incoming, obj)
         else:
-            new = merge_update(ctx, resource, name, objects.copy_tree(incoming), current)
+            new = merge_update(ctx, resource, name, copy_json(incoming), current)
         if manager is not None:
             fieldmanager.stamp(resource, subresource, manager, current, new, sent_managed)
         return new
