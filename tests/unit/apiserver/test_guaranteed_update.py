@@ -12,32 +12,24 @@ from typing import Any
 import pytest
 
 from pyk8s.apiserver import rest
-from pyk8s.apiserver.context import ApiContext, ServerSettings
-from pyk8s.apiserver.watchcache import WatchCache, cached_object
+from pyk8s.apiserver.context import ApiContext
+from pyk8s.apiserver.watchcache import cached_object
 from pyk8s.machinery import errors
 from pyk8s.machinery.resources import CATALOGUE
-from pyk8s.storage import open_store
+from tests.unit.apiserver.api_context import api_context
 
 CONFIGMAPS = CATALOGUE.resource("v1", "configmaps")
-NAMESPACES = CATALOGUE.resource("v1", "namespaces")
 Obj = dict[str, Any]
 
 
 def run(tmp_path: Path, scenario: Callable[[ApiContext], Awaitable[Any]]) -> Any:
     async def main() -> Any:
-        store = await open_store(f"sqlite:///{tmp_path / 'db'}", compact_interval=0)
-        cache = WatchCache(store, CATALOGUE.stored())
-        await cache.start()
-        ctx = ApiContext(ServerSettings(data_dir=tmp_path), store, cache)
-        try:
-            await rest.create(ctx, NAMESPACES, "", {"metadata": {"name": "ns"}})
+        async with api_context(tmp_path) as ctx:
             await rest.create(ctx, CONFIGMAPS, "ns", {"metadata": {"name": "cm"},
                                                       "data": {"a": "1"}})
-            await cache.wait_fresh()
-            await cache.stop()  # from here on the cache keeps what it has: revision of "a"
+            await ctx.cache.wait_fresh()
+            await ctx.cache.stop()  # from here on the cache keeps what it has: revision of "a"
             return await scenario(ctx)
-        finally:
-            await store.close()
 
     return asyncio.run(main())
 
@@ -118,12 +110,8 @@ def test_the_cache_keeps_what_parsing_the_stored_value_gives(tmp_path: Path) -> 
     """The API server's writes hand their objects to the watch cache, which then need not
     parse the stored value: what it keeps is byte for byte what parsing would give."""
     async def main() -> None:
-        store = await open_store(f"sqlite:///{tmp_path / 'db'}", compact_interval=0)
-        cache = WatchCache(store, CATALOGUE.stored())
-        await cache.start()
-        ctx = ApiContext(ServerSettings(data_dir=tmp_path), store, cache)
-        try:
-            await rest.create(ctx, NAMESPACES, "", {"metadata": {"name": "ns"}})
+        async with api_context(tmp_path) as ctx:
+            store, cache = ctx.store, ctx.cache
             await rest.create(ctx, CONFIGMAPS, "ns", {"metadata": {"name": "cm", "labels": {
                 "app": "x"}}, "data": {"a": "1"}})
             await rest.guaranteed_update(ctx, CONFIGMAPS, "ns", "cm", setting("b", "2"))
@@ -138,8 +126,5 @@ def test_the_cache_keeps_what_parsing_the_stored_value_gives(tmp_path: Path) -> 
             assert (kept.raw, kept.labels, kept.fields, kept.revision) == \
                 (parsed.raw, parsed.labels, parsed.fields, parsed.revision)
             assert b'"b":"2"' in kept.raw
-        finally:
-            await cache.stop()
-            await store.close()
 
     asyncio.run(main())

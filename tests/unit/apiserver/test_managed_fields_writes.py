@@ -14,31 +14,21 @@ from typing import Any
 import pytest
 
 from pyk8s.apiserver import codec, rest, subresources
-from pyk8s.apiserver.context import ApiContext, ServerSettings
-from pyk8s.apiserver.watchcache import WatchCache
+from pyk8s.apiserver.context import ApiContext
 from pyk8s.machinery.resources import CATALOGUE
-from pyk8s.storage import open_store
+from tests.unit.apiserver.api_context import api_context
 
 CONFIGMAPS = CATALOGUE.resource("v1", "configmaps")
-NAMESPACES = CATALOGUE.resource("v1", "namespaces")
 PODS = CATALOGUE.resource("v1", "pods")
 Obj = dict[str, Any]
 
 
 def run(tmp_path: Path, scenario: Callable[[ApiContext], Awaitable[Any]]) -> Any:
     async def main() -> Any:
-        store = await open_store(f"sqlite:///{tmp_path / 'db'}", compact_interval=0)
-        cache = WatchCache(store, CATALOGUE.stored())
-        await cache.start()
-        ctx = ApiContext(ServerSettings(data_dir=tmp_path), store, cache)
-        try:
-            await rest.create(ctx, NAMESPACES, "", {"metadata": {"name": "ns"}})
+        async with api_context(tmp_path) as ctx:
             await rest.create(ctx, CONFIGMAPS, "ns", {"metadata": {"name": "cm"},
                                                       "data": {"a": "1"}}, manager="creator")
             return await scenario(ctx)
-        finally:
-            await cache.stop()
-            await store.close()
 
     return asyncio.run(main())
 
