@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pyk8s.client import ApiClient, InformerFactory, LeaderElector
+from pyk8s.client import ApiClient, InformerFactory, LeaderElector, strip_managed_fields
 from pyk8s.client.clock import SYSTEM_CLOCK, Clock
 from pyk8s.controllers.deployment import DeploymentController
 from pyk8s.controllers.endpoints import EndpointsController
@@ -82,14 +82,20 @@ class ControllerManagerSettings:
         return "*" in self.controllers or name in self.controllers
 
 
+def _trimming_factory(client: ApiClient) -> InformerFactory:
+    """Informers whose caches hold no managedFields, as upstream's controller manager has
+    since 1.28 (no controller reads them; an update without them keeps the stored ones)."""
+    return InformerFactory(client, transform=strip_managed_fields)
+
+
 class ControllerManager:
     def __init__(self, client: ApiClient, settings: ControllerManagerSettings | None = None,
                  *, clock: Clock = SYSTEM_CLOCK,
-                 informer_factory: Callable[[ApiClient], InformerFactory] = InformerFactory) -> None:
+                 informer_factory: Callable[[ApiClient], InformerFactory] | None = None) -> None:
         self.client = client
         self.settings = settings or ControllerManagerSettings()
         self.clock = clock
-        self._new_factory = informer_factory
+        self._new_factory = informer_factory or _trimming_factory
         self.identity = self.settings.identity or f"{socket.gethostname()}_{uuid.uuid4()}"
         self.controllers: dict[str, Controller] = {}
         self.synced = asyncio.Event()
