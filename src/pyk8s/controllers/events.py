@@ -161,17 +161,6 @@ class EventRecorder:
         self.aggregator = Aggregator(clock)
         self.spam_filter = SpamFilter(clock)
         self._logged: _Lru[tuple[str, ...], _Logged] = _Lru(MAX_LRU_CACHE_ENTRIES)
-        self._stamp_second: int | None = None
-        self._stamp_text = ""
-
-    def _stamp(self) -> str:
-        """Now in RFC 3339 (whole seconds), formatted once per second: a burst of events
-        (one per pod created) shares it."""
-        now = self._clock.now()
-        second = int(now.timestamp())
-        if second != self._stamp_second:
-            self._stamp_second, self._stamp_text = second, rfc3339(now)
-        return self._stamp_text
 
     def event(self, obj: Obj, resource: Resource, type_: str, reason: str, message: str) -> None:
         """Record an event about ``obj`` (an object of ``resource``): correlate it now, and
@@ -187,7 +176,7 @@ class EventRecorder:
             key: tuple[str, ...] = (*source, type_, reason, message)
         else:
             key, message = (*source, type_, reason), combined
-        stamp = self._stamp()
+        stamp = rfc3339(self._clock.now())
         logged = self._logged.get(key)
         patch: Obj | None = None
         if logged is not None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import time
 from datetime import datetime
 from typing import Any
 
@@ -26,19 +25,6 @@ MAX_NODES = (255 - 64 + 1) * 256
 def node_ip(index: int) -> str:
     """Cached: it is on every pod start's path, and ipaddress is slow."""
     return str(ipaddress.IPv4Address(_NODE_BASE + index + 1))
-
-
-_last_stamp: tuple[int, str] = (-1, "")
-
-
-def stamp(moment: datetime) -> str:
-    """``rfc3339(moment)``, formatted once per second: every pod started in the same second
-    carries the same one."""
-    global _last_stamp
-    second = int(moment.timestamp())
-    if _last_stamp[0] != second:
-        _last_stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
-    return _last_stamp[1]
 
 
 def pod_cidr(index: int) -> str:
@@ -80,7 +66,7 @@ _CONDITIONS = (
 
 
 def node_conditions(now: datetime, since: datetime) -> list[Obj]:
-    heartbeat, transition = stamp(now), rfc3339(since)
+    heartbeat, transition = rfc3339(now), rfc3339(since)
     return [{"type": t, "status": s, "reason": r, "message": m,
              "lastHeartbeatTime": heartbeat, "lastTransitionTime": transition}
             for t, s, r, m in _CONDITIONS]
@@ -157,7 +143,7 @@ def running_status(pod: Obj, host_ip: str, pod_ip: str, now: datetime) -> Obj:
     meta, spec = pod["metadata"], pod.get("spec") or {}
     uid = meta.get("uid", "")
     status = pod.get("status") or {}
-    now_text = stamp(now)
+    now_text = rfc3339(now)
     started = status.get("startTime") or now_text
 
     def container_id(name: str) -> str:

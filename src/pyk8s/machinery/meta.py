@@ -7,11 +7,12 @@ Messages are worded as apimachinery's ``validation`` package words them, because
 from __future__ import annotations
 
 import functools
+import math
 import os
 import random
 import re
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 DNS1123_LABEL_MAX = 63
@@ -55,22 +56,26 @@ def path_segment_errors(name: str) -> list[str]:
     return [f"may not contain '{c}'" for c in ("/", "%") if c in name]
 
 
-_last_second: tuple[int, str] = (0, "")
+_last_second: tuple[int, str] = (0, "1970-01-01T00:00:00Z")
 
 
-def now_rfc3339() -> str:
-    """The current time at second precision, formatted once per second (it is on every
-    write's path)."""
+def _second_text(second: int) -> str:
+    """RFC 3339 text of a whole second since the epoch, formatted once per second: writes,
+    events and status reports in one second (thousands in a burst) share it."""
     global _last_second
-    now = time.time()
-    second = int(now)
     if _last_second[0] != second:
         _last_second = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
     return _last_second[1]
 
 
+def now_rfc3339() -> str:
+    """The current time at second precision."""
+    return _second_text(math.floor(time.time()))
+
+
 def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``moment`` in UTC at second precision (a naive datetime is local time)."""
+    return _second_text(math.floor(moment.timestamp()))
 
 
 def parse_rfc3339(text: str) -> datetime | None:

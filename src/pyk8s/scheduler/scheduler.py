@@ -37,7 +37,6 @@ import socket
 import uuid
 from collections import deque
 from collections.abc import Coroutine, Mapping
-from datetime import UTC
 from typing import Any
 
 from pyk8s.client import (
@@ -49,6 +48,7 @@ from pyk8s.client import (
     LeaderElector,
     strip_managed_fields,
 )
+from pyk8s.machinery.meta import rfc3339
 from pyk8s.machinery.resources import CATALOGUE
 from pyk8s.scheduler.algorithm import GenericScheduler
 from pyk8s.scheduler.cache import Cache, is_terminal
@@ -395,10 +395,6 @@ class Scheduler:
         finally:
             self._recorders -= 1
 
-    def _timestamp(self) -> str:
-        """RFC 3339 in UTC to the second (``isoformat`` is about twice as fast as strftime)."""
-        return self.clock.now().astimezone(UTC).isoformat(timespec="seconds")[:19] + "Z"
-
     async def _update_status(self, pod: Obj, reason: str, message: str, nominated: str,
                              clear_nomination: bool) -> None:
         meta = pod.get("metadata") or {}
@@ -409,7 +405,7 @@ class Scheduler:
         if (current is None or current.get("status") != "False" or current.get("reason") != reason
                 or current.get("message") != message):
             transition = (current or {}).get("lastTransitionTime") \
-                if (current or {}).get("status") == "False" else self._timestamp()
+                if (current or {}).get("status") == "False" else rfc3339(self.clock.now())
             condition = {"type": "PodScheduled", "status": "False", "lastProbeTime": None,
                          "lastTransitionTime": transition, "reason": reason, "message": message}
             patch["conditions"] = [condition if c is current else c for c in conditions] \
@@ -433,7 +429,7 @@ class Scheduler:
         meta = pod.get("metadata") or {}
         namespace = meta.get("namespace") or "default"
         uid = meta.get("uid") or ""
-        now = self._timestamp()
+        now = rfc3339(self.clock.now())
         last = self._last_event.get(uid)
         try:
             if last is not None and last[1] == message and reason == "FailedScheduling":
