@@ -138,11 +138,7 @@ class Informer:
                 del indexed[key]
                 new_values: list[str] = []
             else:
-                try:
-                    new_values = func(new)
-                except Exception:
-                    log.exception("index function failed")
-                    new_values = []
+                new_values = self._index_values(func, new)
                 if old_values == new_values:  # most updates (a status change) move nothing
                     continue
                 indexed[key] = new_values
