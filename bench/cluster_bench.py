@@ -315,12 +315,14 @@ def _ready(pod: Obj) -> bool:
 
 
 class PodWatch:
-    """Follows a namespace's pods from a revision: when each was bound and became Ready."""
+    """Follows a namespace's pods from a revision: when each was created, bound and became
+    Ready."""
 
     def __init__(self, client: ApiClient, namespace: str, resource_version: str) -> None:
         self.client = client
         self.namespace = namespace
         self.rv = resource_version
+        self.created: dict[str, float] = {}
         self.bound: dict[str, float] = {}
         self.ready: dict[str, float] = {}
         self.changed = asyncio.Event()
@@ -335,6 +337,7 @@ class PodWatch:
                         continue
                     name = obj["metadata"]["name"]
                     now = time.monotonic()
+                    self.created.setdefault(name, now)
                     if (obj.get("spec") or {}).get("nodeName") and name not in self.bound:
                         self.bound[name] = now
                         self.changed.set()
@@ -345,6 +348,17 @@ class PodWatch:
             except ApiError as exc:
                 log(f"watch ended ({exc.code}): resuming")
                 await asyncio.sleep(0.1)
+
+    def timeline(self, started: float) -> dict[str, list[float]]:
+        """Seconds after ``started`` by which a quarter, half, three quarters and all of
+        the pods seen were created, bound and Ready: where the pipeline waits."""
+        out = {}
+        for stage, times in (("created", self.created), ("bound", self.bound),
+                             ("ready", self.ready)):
+            ordered = sorted(times.values())
+            out[stage] = [ordered[max(0, int(len(ordered) * q) - 1)] - started
+                          for q in (0.25, 0.5, 0.75, 1.0)] if ordered else []
+        return out
 
     async def wait(self, predicate: Any, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -449,6 +463,7 @@ async def bench_deployment(stack: Stack, client: ApiClient, replicas: int,
              replicas=replicas, nodes=stack.nodes,
              all_bound_s=bound[-1] - started if bound else None,
              first_running_s=min(watch.ready.values()) - started,
+             timeline_s=watch.timeline(started),
              cpu_seconds=cpu, scheduler_cpu_ms_per_pod=1000 * cpu.get("scheduler", 0) / replicas,
              cpu_cores=cores)
         if not rollout:

@@ -131,7 +131,9 @@ async def patch_object(
             raise errors.invalid(res.group, res.kind, name, [(
                 "metadata.namespace", "FieldValueInvalid", "Invalid value: field is immutable")])
         if sub == "status":
-            new = rest.merge_status(patched, objects.clone(current))
+            # ``current`` is this attempt's private parse and is only read from here on, so
+            # the new object shares its subtrees; metadata is copied, being written below.
+            new = rest.merge_status(patched, {**current, "metadata": dict(current["metadata"])})
         else:
             new = rest.merge_update(ctx, res, name, patched, current)
         if config is not None:
