@@ -139,12 +139,12 @@ def _check_verb(resource: Resource, verb: str, sub: str) -> None:
 
 
 async def handle_core(request: web.Request) -> web.StreamResponse:
-    return await _dispatch(request, request.app[CTX], "", request.match_info["version"],
+    return await dispatch(request, request.app[CTX], "", request.match_info["version"],
                            request.match_info["rest"])
 
 
 async def handle_group(request: web.Request) -> web.StreamResponse:
-    return await _dispatch(request, request.app[CTX], request.match_info["group"],
+    return await dispatch(request, request.app[CTX], request.match_info["group"],
                            request.match_info["version"], request.match_info["rest"])
 
 
@@ -180,7 +180,7 @@ RequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 def direct_dispatch(ctx: ApiContext, application: RequestHandler,
                     bypass: frozenset[str]) -> RequestHandler:
-    """The server's request handler: resource requests go straight to :func:`_dispatch`
+    """The server's request handler: resource requests go straight to :func:`dispatch`
     (behind :func:`~pyk8s.apiserver.http.guarded`, as the middleware would put them), every
     other request to ``application`` (aiohttp's handling of the app: router, middleware).
     Every pod costs the server several requests, and aiohttp's route resolution,
@@ -192,12 +192,12 @@ def direct_dispatch(ctx: ApiContext, application: RequestHandler,
         route = api_route(request.rel_url.path_safe)
         if route is None or route[0] in bypass or hdrs.EXPECT in request.headers:
             return await application(request)
-        return await guarded(request, _dispatch, ctx, *route)
+        return await guarded(request, dispatch, ctx, *route)
 
     return handle
 
 
-async def _dispatch(request: web.BaseRequest, ctx: ApiContext, group: str, version: str,
+async def dispatch(request: web.BaseRequest, ctx: ApiContext, group: str, version: str,
                     path: str) -> web.StreamResponse:
     target = resolve(ctx, group, version, path)
     method = request.method

@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from pyk8s.apiserver import codec, eventttl, handlers, metrics, rest
+from pyk8s.apiserver import codec, eventttl, fastpath, handlers, metrics, rest
 from pyk8s.apiserver.context import ApiContext, ServerSettings
 from pyk8s.apiserver.discovery import Discovery
 from pyk8s.apiserver.http import boundary, raw_response
@@ -199,6 +199,8 @@ class ApiServer:
         self.store: Store | None = None
         self.ctx: ApiContext | None = None
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.AbstractServer | None = None
+        self._fast_connections: set[fastpath.FastProtocol] = set()
         self._background: list[asyncio.Task[None]] = []
         self.kubeconfig_path = settings.data_dir / "kubeconfig"
 
@@ -226,15 +228,23 @@ class ApiServer:
         await self._runner.setup()
         server = self._runner.server
         assert server is not None
+        bypass = frozenset({metrics.GROUP})
         server.request_handler = handlers.direct_dispatch(self.ctx, server.request_handler,
-                                                          frozenset({metrics.GROUP}))
-        site = web.TCPSite(self._runner, settings.bind_address, settings.port,
-                           ssl_context=ssl_context(self.pki), backlog=2048, reuse_address=True)
-        await site.start()
+                                                          bypass)
+        # Connections start on the lean front, which hands them to aiohttp's handler
+        # (``server``) at their first request it does not serve itself.
+        self._listener = await asyncio.get_running_loop().create_server(
+            fastpath.protocol_factory(self.ctx, server, bypass, self._fast_connections),
+            settings.bind_address, settings.port, ssl=ssl_context(self.pki), backlog=2048,
+            reuse_address=True)
 
     async def stop(self) -> None:
         for task in self._background:
             task.cancel()
+        if self._listener is not None:
+            self._listener.close()
+        for connection in tuple(self._fast_connections):
+            connection.close()
         if self.ctx is not None:
             await self.ctx.cache.stop()
         if self._runner is not None:
