@@ -13,11 +13,12 @@ echo of our own status patch) cost a few dict lookups and nothing more:
   for good (grace 0, uid precondition), as the kubelet does once its containers stopped;
 * on a stopped node → nothing at all: a dead node neither reports nor finishes deletions.
 
-Waiting costs no task or timer per pod: a pod that is not due yet waits in the bucket of
-its grid slot, and one loop hands each slot's pods, as it falls due, to a fixed pool of
-``pod_workers`` workers, so the starts of one tick reach the API server as one burst. A
-worker looks at the cached pod again before acting (level-triggered), and a key is never
-handled by two workers at once. A failed request is retried with per-pod back-off.
+Pods wait in a :class:`~pyk8s.client.WorkQueue`, as any controller's keys do: a pod not due
+yet is added after its delay (one timer for them all, not one each), rounded up to the
+``tick`` grid so that the starts of one tick reach the API server as one burst, and a fixed
+pool of ``pod_workers`` workers drains the queue. A worker looks at the cached pod again
+before acting (level-triggered), and a key is never handled by two workers at once. A failed
+request is retried with the queue's per-pod back-off.
 
 Pods that finished are not simulated: every pod runs until deleted.
 """
@@ -26,14 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
-import math
 import random
 from collections.abc import Callable
 from typing import Any
 
-from pyk8s.client import ApiClient, ApiError, Informer, object_key, strip_managed_fields
+from pyk8s.client import ApiClient, ApiError, Informer, WorkQueue, object_key, strip_managed_fields
 from pyk8s.client.clock import Clock
 from pyk8s.hollow import objects
 from pyk8s.hollow.settings import HollowNodeSettings
@@ -80,17 +79,7 @@ class PodSimulator:
         # uids whose final delete was sent: their later events need nothing.
         self._finished: set[str] = set()
         self._addresses: dict[int, objects.PodAddresses] = {}
-        # Waiting pods: slot time → keys, a heap of slot times, key → the slot it waits in.
-        self._buckets: dict[float, list[str]] = {}
-        self._slots: list[float] = []
-        self._waiting: dict[str, float] = {}
-        self._wake = asyncio.Event()
-        # Keys handed to the workers (queued or being synced); ``_again``: due once more
-        # meanwhile, looked at again when the worker is done.
-        self._ready: asyncio.Queue[str] = asyncio.Queue()
-        self._active: set[str] = set()
-        self._again: set[str] = set()
-        self._failures: dict[str, int] = {}
+        self.queue = WorkQueue(base_delay=RETRY_BASE, max_delay=RETRY_MAX, clock=clock)
         self.started = 0
         self.deleted = 0
         self.informer.add_handlers(on_add=self._on_event,
@@ -117,7 +106,7 @@ class PodSimulator:
         self._delete_due.pop(uid, None)
         self._reported.pop(uid, None)
         self._finished.discard(uid)
-        self._failures.pop(object_key(pod), None)
+        self.queue.forget(object_key(pod))
         if index in self._addresses:
             self._addresses[index].release(uid)
 
@@ -148,76 +137,38 @@ class PodSimulator:
         if due is None:
             low, high = self.settings.pod_start_delay
             due = self.clock.monotonic() + self._random.uniform(low, high)
-            tick = self.settings.tick
-            if tick > 0:  # on the tick grid: pods that start together report together
-                due = math.ceil(due / tick) * tick
-            self._start_due[uid] = due
+            # On the tick grid: pods that start together report together.
+            due = self._start_due[uid] = self.settings.on_grid(due)
         return due
 
     def requeue_node(self, node: str) -> None:
         """Look at a node's pods again (after it comes back)."""
         for pod in self.informer.list():
             if (pod.get("spec") or {}).get("nodeName") == node:
-                self._enqueue(object_key(pod))
+                self.queue.add(object_key(pod))
 
     # -- waiting on the grid ---------------------------------------------------------------
 
     def _schedule(self, key: str, due: float) -> None:
-        if due <= self.clock.monotonic() + EPSILON:
-            self._enqueue(key)
-            return
-        tick = self.settings.tick
-        slot = math.ceil(due / tick - EPSILON) * tick if tick > 0 else due
-        waiting = self._waiting.get(key)
-        if waiting is not None and waiting <= slot:
-            return  # it is looked at by then anyway
-        self._waiting[key] = slot
-        bucket = self._buckets.get(slot)
-        if bucket is None:
-            bucket = self._buckets[slot] = []
-            heapq.heappush(self._slots, slot)
-            self._wake.set()
-        bucket.append(key)
-
-    async def _tick(self) -> None:
-        """Hand each slot's keys to the workers as it falls due; sleep at most a tick, so a
-        slot added while sleeping is late by at most that."""
-        cap = self.settings.tick if self.settings.tick > 0 else 0.05
-        while True:
-            if not self._slots:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            now = self.clock.monotonic()
-            delay = self._slots[0] - now
-            if delay > EPSILON:  # a slot is a float sum: a microsecond early is on time
-                await self.clock.sleep(min(delay, cap) - EPSILON)
-                continue
-            while self._slots and self._slots[0] <= now + EPSILON:
-                slot = heapq.heappop(self._slots)
-                for key in self._buckets.pop(slot):
-                    if self._waiting.get(key) == slot:
-                        del self._waiting[key]
-                        self._enqueue(key)
-
-    def _enqueue(self, key: str) -> None:
-        if key in self._active:
-            self._again.add(key)
-            return
-        self._active.add(key)
-        self._ready.put_nowait(key)
+        """Queue the key now if due, else once due, rounded up to the tick grid: pods that
+        fall due within one tick are handled together, as one burst of requests."""
+        now = self.clock.monotonic()
+        if due <= now + EPSILON:
+            self.queue.add(key)
+        else:
+            self.queue.add_after(key, self.settings.on_grid(due) - now)
 
     # -- workers ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        tasks = [asyncio.create_task(self.informer.run(), name="hollow-pods-informer"),
-                 asyncio.create_task(self._tick(), name="hollow-pods-tick")]
+        tasks = [asyncio.create_task(self.informer.run(), name="hollow-pods-informer")]
         tasks += [asyncio.create_task(self._worker(), name=f"hollow-pods-{i}")
                   for i in range(max(self.settings.pod_workers, 1))]
-        log.info("pod simulator started workers=%d", len(tasks) - 2)
+        log.info("pod simulator started workers=%d", len(tasks) - 1)
         try:
             await asyncio.gather(*tasks)
         finally:
+            self.queue.shutdown()
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -226,27 +177,18 @@ class PodSimulator:
             log.info("pod simulator stopped")
 
     async def _worker(self) -> None:
-        while True:
-            key = await self._ready.get()
+        while (key := await self.queue.get()) is not None:
             try:
                 await self.sync(key)
-                self._failures.pop(key, None)
+                self.queue.forget(key)
             except ApiError as exc:
                 log.warning("pod sync failed pod=%s: %s", key, exc.message[:200])
-                self._retry(key)
+                self.queue.add_rate_limited(key)
             except Exception:
                 log.exception("pod sync failed pod=%s", key)
-                self._retry(key)
+                self.queue.add_rate_limited(key)
             finally:
-                self._active.discard(key)
-                if key in self._again:
-                    self._again.discard(key)
-                    self._enqueue(key)
-
-    def _retry(self, key: str) -> None:
-        failures = self._failures.get(key, 0)
-        self._failures[key] = failures + 1
-        self._schedule(key, self.clock.monotonic() + min(RETRY_BASE * 2 ** failures, RETRY_MAX))
+                self.queue.done(key)
 
     async def sync(self, key: str) -> None:
         """Act on the cached pod if it is due, else wait for its slot."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -52,3 +53,9 @@ class HollowNodeSettings:
 
     def node_name(self, index: int) -> str:
         return f"{self.prefix}-{index}"
+
+    def on_grid(self, t: float) -> float:
+        """``t`` (monotonic) rounded up to the ``tick`` grid, where what falls due goes out
+        together; a float sum a microsecond past a grid point counts as on it."""
+        tick = self.tick
+        return math.ceil(t / tick - 1e-6) * tick if tick > 0 else t

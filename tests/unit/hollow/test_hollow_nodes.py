@@ -172,6 +172,28 @@ class TestHeartbeats:
 
         run(main())
 
+    def test_heartbeats_wait_on_one_timer_and_stop_with_their_loop(self) -> None:
+        async def main() -> None:
+            clock = FakeClock()
+            client = FakeClient()
+            settings = HollowNodeSettings(count=300)
+            beats = Heartbeats(client, settings, clock, lambda n: "")  # type: ignore[arg-type]
+            names = [settings.node_name(i) for i in range(300)]
+            with_nodes(client, *names)
+            beats.add(names)
+            task = asyncio.create_task(beats.run())
+            await advance(clock, 1, step=0.1)
+            assert client.calls and beats.queue.waiting == 600  # each beat waits for its next
+            assert clock.sleepers == 1, "not a timer per node"
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            assert beats.queue.waiting == 0 and clock.sleepers == 0
+            sent = len(client.calls)
+            await advance(clock, 20, step=1)
+            assert len(client.calls) == sent
+
+        run(main())
+
     def test_missing_lease_is_created_owned_by_the_node_then_patched(self) -> None:
         async def main() -> None:
             clock = FakeClock()
@@ -411,6 +433,48 @@ class TestPods:
             assert client.objects[("pods", "ns", "p")]["status"]["phase"] == "Running"
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+        run(main())
+
+
+    def test_a_pod_deleted_while_it_waits_to_start_is_removed_not_started(self) -> None:
+        async def main() -> None:
+            clock, client, informer = FakeClock(), FakeClient(), FakeInformer()
+            sim = simulator(clock, client, informer, pod_start_delay=(1.0, 1.0),
+                            pod_termination_delay=0.2)
+            task = asyncio.create_task(sim.run())
+            await settle()
+            client.objects[("pods", "ns", "p")] = bound_pod("p", "hollow-0")
+            informer.upsert(bound_pod("p", "hollow-0"))
+            await advance(clock, 0.3)
+            informer.upsert(bound_pod("p", "hollow-0", deletionTimestamp="t",
+                                      deletionGracePeriodSeconds=30))
+            await advance(clock, 0.3)  # its deletion is due before its start
+            assert client.verbs("delete", "pods") == ["p"]
+            await advance(clock, 1)
+            assert client.verbs("patch/status", "pods") == []
+            assert client.verbs("delete", "pods") == ["p"], "deleted once"
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+        run(main())
+
+    def test_stopping_the_simulator_drops_waiting_pods_and_leaves_no_timer(self) -> None:
+        async def main() -> None:
+            clock, client, informer = FakeClock(), FakeClient(), FakeInformer()
+            sim = simulator(clock, client, informer)
+            task = asyncio.create_task(sim.run())
+            await settle()
+            for i in range(50):
+                informer.upsert(bound_pod(f"p{i}", "hollow-0"))
+            await settle()
+            assert sim.queue.waiting == 50 and clock.sleepers == 1
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            assert sim.queue.shutting_down and sim.queue.waiting == 0
+            assert clock.sleepers == 0
+            await advance(clock, 1)
+            assert client.calls == []
 
         run(main())
 
