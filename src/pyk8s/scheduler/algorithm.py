@@ -28,6 +28,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 
 from pyk8s.scheduler.columns import NodeBatch
 from pyk8s.scheduler.framework import (
@@ -45,6 +46,7 @@ __all__ = ["GenericScheduler", "ScheduleResult", "num_feasible_nodes_to_find"]
 
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
+FEW_TIES = 8  # select_host finds up to this many ties one by one
 MIN_FILTER_CHUNK = 16  # nodes filtered per batch when only a few more feasible ones are wanted
 NO_NODES_AVAILABLE = "no nodes available to schedule pods"
 
@@ -98,7 +100,7 @@ class GenericScheduler:
         status = fwk.run_pre_score(state, pod, feasible)
         if not status.is_success:
             return ScheduleResult(status=status)
-        totals, status = fwk.run_score(state, pod, feasible)
+        totals, _, status = fwk.run_score_relative(state, pod, feasible)  # order is enough
         if not status.is_success:
             return ScheduleResult(status=status)
         best = feasible[self.select_host(totals)].name
@@ -193,10 +195,15 @@ class GenericScheduler:
         best = max(totals)
         ties = totals.count(best)
         at = totals.index(best)
-        if ties > 1:  # the pick-th of the ties, each found by a scan in C
-            for _ in range(self.rng.randrange(ties)):
+        if ties <= 1:
+            return at
+        pick = self.rng.randrange(ties)
+        if pick < FEW_TIES:  # the pick-th of the ties, each found by a scan in C
+            for _ in range(pick):
                 at = totals.index(best, at + 1)
-        return at
+            return at
+        # Many ties (a fresh cluster): list the positions of all in one pass in C.
+        return list(compress(range(len(totals)), map(best.__eq__, totals)))[pick]
 
 
 def _extend(runs: list[range], more: list[range]) -> None:

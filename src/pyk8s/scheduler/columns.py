@@ -70,6 +70,7 @@ class NodeColumns:
         self.unschedulable = bytearray()
         self.tainted = bytearray()
         self._labels: dict[str, tuple[array[int], list[str]]] = {}
+        self._everywhere: dict[str, bool] = {}  # label key -> every node has it
         self._owners: dict[OwnerKey, array[int]] = {}
         self._memo: dict[str, _Memo] = {}
         self._log: list[int] = []  # positions of rewritten rows, for the remembered scores
@@ -158,6 +159,7 @@ class NodeColumns:
     def derived_changed(self) -> None:
         """Labels or the set of nodes changed: rebuild label and controller columns lazily."""
         self._labels.clear()
+        self._everywhere.clear()
         self._owners.clear()
 
     # --- derived columns -----------------------------------------------------------------
@@ -208,6 +210,13 @@ class NodeColumns:
                     values.append(value)
                 codes.append(code)
             found = self._labels[key] = (codes, values)
+        return found
+
+    def label_everywhere(self, key: str) -> bool:
+        """Whether every node has label ``key`` (so no batch has a -1 in its codes)."""
+        found = self._everywhere.get(key)
+        if found is None:
+            found = self._everywhere[key] = -1 not in self.label_codes(key)[0]
         return found
 
     def owner_counts(self, owner: OwnerKey,

@@ -32,7 +32,9 @@ nodes' columns (``columns.py``: the algorithm hands them a :class:`~.columns.Nod
 :func:`~.columns.as_batch` serves callers with a plain list). The runner uses them when
 present and falls back to one call per node otherwise; ``filter`` and ``score`` stay the
 reference (preemption's what-if runs call them on single nodes). Scores travel as lists in
-node order, as upstream's ``NodeScoreList``.
+node order, as upstream's ``NodeScoreList``. A batch scorer may go one step further with
+``weighted_scores`` (:class:`WeightedScorePlugin`): its normalized scores times its weight,
+which equal what score + normalize + weight would give, in one lookup per node.
 
 Deliberately absent for now: Permit (``Wait``), PreBind/PostBind, QueueSort as a plugin (the
 queue orders by priority, then arrival, like ``PrioritySort``), extenders.
@@ -85,6 +87,7 @@ __all__ = [
     "ScorePlugin",
     "Snapshot",
     "Status",
+    "WeightedScorePlugin",
 ]
 
 log = logging.getLogger("pyk8s.scheduler")
@@ -293,6 +296,20 @@ class BatchScorePlugin(Protocol):
 
 
 @runtime_checkable
+class WeightedScorePlugin(Protocol):
+    """Optional for batch score plugins with ``scores_in_range``: the final contribution of
+    many nodes in one call, i.e. ``normalize_score(score_nodes(...))`` times ``weight``, or
+    None where the plugin has no shortcut for this cycle (the runner then takes the usual
+    way). For a plugin whose normalized score is a function of few per-node figures, one
+    lookup per node replaces the scoring, normalizing and weighting passes."""
+
+    name: str
+
+    def weighted_scores(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo],
+                        weight: int) -> list[int] | None: ...
+
+
+@runtime_checkable
 class ScoreExtensions(Protocol):
     """Optional for score plugins: rescale raw scores (in place) to 0..MAX_NODE_SCORE.
     ``scores[i]`` is the score of ``nodes[i]`` (upstream's ``NodeScoreList``)."""
@@ -427,6 +444,8 @@ class Framework:
         self.batch_scores = {p.name for p in self.score_plugins if isinstance(p, BatchScorePlugin)}
         self.in_range = {p.name for p in self.score_plugins
                          if p.name in self.batch_scores and getattr(p, "scores_in_range", False)}
+        self.weighted = {p.name for p in self.score_plugins
+                         if p.name in self.in_range and isinstance(p, WeightedScorePlugin)}
         self.reserve_plugins = [p for p in plugins if isinstance(p, ReservePlugin)]
         self.bind_plugins = [p for p in plugins if isinstance(p, BindPlugin)]
 
@@ -590,13 +609,32 @@ class Framework:
                   nodes: Sequence[NodeInfo]) -> tuple[list[int], Status]:
         """Per node (in order), the weighted sum over the score plugins of its normalized
         score."""
+        totals, offset, status = self.run_score_relative(state, pod, nodes)
+        if offset:
+            totals = list(map(operator.add, totals, repeat(offset)))
+        return totals, status
+
+    def run_score_relative(self, state: CycleState, pod: PodInfo,
+                           nodes: Sequence[NodeInfo]) -> tuple[list[int], int, Status]:
+        """:meth:`run_score` as (totals - offset, offset, status), where ``offset`` is the
+        part every node has (plugins that scored all nodes alike): the order of the nodes,
+        all selection needs, without a pass to add it."""
         totals: list[int] | None = None
         offset = 0  # the sum of the plugins that gave every node the same score
         for plugin in self.score_plugins:
             name = plugin.name
             if name in state.skip_score_plugins:
                 continue
+            weight = self.weights[name]
             try:
+                if name in self.weighted:
+                    weighted = plugin.weighted_scores(state, pod, nodes, weight)
+                    if weighted is not None:
+                        if len(weighted) != len(nodes):
+                            raise ValueError(f"{len(weighted)} scores for {len(nodes)} nodes")
+                        if weighted:
+                            totals, offset = _add_scores(totals, offset, weighted, 1)
+                        continue
                 if name in self.batch_scores:
                     scores = plugin.score_nodes(state, pod, nodes)
                 else:
@@ -605,38 +643,30 @@ class Framework:
                     for node in nodes:
                         value, status = score(state, pod, node)
                         if status.code:
-                            return [], status.with_plugin(name)
+                            return [], 0, status.with_plugin(name)
                         scores.append(value)
                 if len(scores) != len(nodes):
                     raise ValueError(f"{len(scores)} scores for {len(nodes)} nodes")
                 if name in self.normalizing:
                     status = plugin.normalize_score(state, pod, nodes, scores)
                     if not status.is_success:
-                        return [], status.with_plugin(name)
+                        return [], 0, status.with_plugin(name)
             except Exception as exc:
                 log.exception("Score plugin %s failed on %s", name, pod.key)
-                return [], Status.error(f"running Score plugin {name!r}: {exc}")
+                return [], 0, Status.error(f"running Score plugin {name!r}: {exc}")
             if not scores:
                 continue
             if name not in self.in_range:
                 lowest, highest = min(scores), max(scores)
                 if lowest < MIN_NODE_SCORE or highest > MAX_NODE_SCORE:
                     value = next(v for v in scores if not MIN_NODE_SCORE <= v <= MAX_NODE_SCORE)
-                    return [], Status.error(
+                    return [], 0, Status.error(
                         f"plugin {name!r} returns an invalid score {value}, it should be in "
                         f"the range of [{MIN_NODE_SCORE}, {MAX_NODE_SCORE}] after normalizing")
-            # Pairwise passes (C-level where possible): much cheaper than sum(zip(*lists)).
-            weight = self.weights[name]
-            first = scores[0]
-            if scores[-1] == first and scores.count(first) == len(scores):
-                offset += first * weight  # the same for every node
-            else:
-                weighted = scores if weight == 1 else map(operator.mul, scores, repeat(weight))
-                totals = (list(weighted) if totals is None
-                          else list(map(operator.add, totals, weighted)))
+            totals, offset = _add_scores(totals, offset, scores, weight)
         if totals is None:
-            return [offset] * len(nodes), SUCCESS
-        return (list(map(operator.add, totals, repeat(offset))) if offset else totals), SUCCESS
+            return [0] * len(nodes), offset, SUCCESS
+        return totals, offset, SUCCESS
 
     # Reserve -----------------------------------------------------------------------------
 
@@ -666,3 +696,18 @@ class Framework:
             if not status.is_skip:
                 return status.with_plugin(plugin.name)
         return Status.skip()
+
+
+def _add_scores(totals: list[int] | None, offset: int, scores: list[int],
+                weight: int) -> tuple[list[int] | None, int]:
+    """``totals + weight * scores``, by pairwise passes in C (much cheaper than
+    ``sum(zip(*lists))``); a plugin that gave every node the same score only moves
+    ``offset``, the part common to all nodes. ``scores`` is the runner's to keep (a
+    plugin's fresh list): with weight 1 it becomes the totals as it is, no copy."""
+    first = scores[0]
+    if scores[-1] == first and scores.count(first) == len(scores):
+        return totals, offset + first * weight
+    if totals is None:
+        return (scores if weight == 1 else list(map(operator.mul, scores, repeat(weight)))), offset
+    weighted = scores if weight == 1 else map(operator.mul, scores, repeat(weight))
+    return list(map(operator.add, totals, weighted)), offset

@@ -23,7 +23,11 @@ Because that is every owned pod's cycle, those counts come from the cache's inde
 by (namespace, controller uid) per node and per zone value (kept as pods come and go), so a
 cycle reads a few counters, not every pod of the cluster; ``score_nodes`` reads them from the
 snapshot's columns (pods per node, label codes). The number of hostnames among the scored
-nodes is the number of scored nodes, as upstream.
+nodes is the number of scored nodes, as upstream. The constraints are made once per
+controller, not per pod. Where every node has a hostname and no scored node has a zone (or
+another default key), a node's final score depends only on its count of the controller's
+pods: ``weighted_scores`` computes it once per count and looks it up per node, instead of
+scoring, normalizing and weighting node by node.
 
 Deliberately absent: ``nodeTaintsPolicy: Honor`` and updating the pre-computed counts while
 preemption removes victims (upstream's AddPod/RemovePod extensions).
@@ -63,6 +67,7 @@ ERR_REASON_NODE_LABEL_NOT_MATCH = ERR_REASON_CONSTRAINTS_NOT_MATCH + " (missing 
 HOSTNAME = "kubernetes.io/hostname"
 ZONE = "topology.kubernetes.io/zone"
 SYSTEM_DEFAULTS: tuple[tuple[str, int], ...] = ((HOSTNAME, 3), (ZONE, 5))
+OWNERS_KEPT = 1024  # controllers whose system-default constraints are kept
 
 
 @dataclass(frozen=True)
@@ -157,12 +162,24 @@ Term = tuple[str, Mapping[str, int] | None, Mapping[str, int], float, int]
 class _ScoreState:
     ignored: set[str]
     # per constraint, what score() reads: (key, per node or None, per domain, weight, skew - 1)
-    terms: list[Term] = field(default_factory=list)
+    # (None until asked for, if ``make_terms`` can build it: the batched paths do not read it)
+    terms: list[Term] | None = field(default_factory=list)
     # the same for score_nodes over these columns: (pods per node or None, label codes,
     # per label code the domain's term (the last one, 0.0, for nodes without the label),
     # weight, skew - 1)
     columns: NodeColumns | None = None
     column_terms: list[tuple[Any, Any, list[float], float, int]] = field(default_factory=list)
+    # When a node's score is a function of its count of the controller's pods alone (one
+    # hostname term, every node has a hostname, no scored node has the other keys): that
+    # count column, the term's weight and skew - 1 (see weighted_scores).
+    by_count: tuple[Any, float, int] | None = None
+    make_terms: Callable[[], list[Term]] | None = None
+
+    def score_terms(self) -> list[Term]:
+        if self.terms is None:
+            assert self.make_terms is not None
+            self.terms = self.make_terms()
+        return self.terms
 
 
 class _Rows(dict[int, list[int]]):
@@ -188,12 +205,26 @@ class PodTopologySpread:
         self.handle = handle
         self.defaults = tuple(defaults)
         self._parsed_key = f"{NAME}/{self.defaults}"
+        # The system defaults of a controller's pods are the same for all of them (a
+        # Deployment's thousands of pods): made once per (namespace, controller uid).
+        self._by_owner: dict[OwnerKey, list[Constraint]] = {}
 
     def _constraints(self, pod: PodInfo) -> list[Constraint]:
-        """The pod's constraints, parsed once per pod object (PodInfo.parsed)."""
+        """The pod's constraints, parsed once per pod object (PodInfo.parsed), and the
+        system defaults once per controller."""
         found: list[Constraint] | None = pod.parsed.get(self._parsed_key)
         if found is None:
-            found = pod.parsed[self._parsed_key] = constraints_of(pod, self.defaults)
+            owner = pod.controller_uid
+            if owner and not (pod.pod.get("spec") or {}).get("topologySpreadConstraints"):
+                key = (pod.namespace, owner)
+                found = self._by_owner.get(key)
+                if found is None:
+                    if len(self._by_owner) >= OWNERS_KEPT:
+                        self._by_owner.clear()
+                    found = self._by_owner[key] = constraints_of(pod, self.defaults)
+            else:
+                found = constraints_of(pod, self.defaults)
+            pod.parsed[self._parsed_key] = found
         return found
 
     def _eligible(self, pod: PodInfo, node: NodeInfo, constraints: Sequence[Constraint]) -> bool:
@@ -240,11 +271,19 @@ class PodTopologySpread:
         return SUCCESS
 
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> Status:
-        soft = [c for c in self._constraints(pod) if not c.hard]
-        if not soft:
+        constraints = self._constraints(pod)
+        if not constraints:
             return Status.skip()
         # System-default constraints apply to the keys a node has; explicit ones need all.
         require_all = bool((pod.pod.get("spec") or {}).get("topologySpreadConstraints"))
+        if (not require_all and constraints[0].owner is not None
+                and self.handle.snapshot.node_infos and not _has_node_affinity(pod)):
+            # The system defaults (all ScheduleAnyway, all by owner), every node eligible.
+            self._pre_score_owned(state, constraints, as_batch(nodes))
+            return SUCCESS
+        soft = [c for c in constraints if not c.hard]
+        if not soft:
+            return Status.skip()
         check_affinity = (any(c.honor_node_affinity for c in soft)
                           and _has_node_affinity(pod))
         keys = [c.topology_key for c in soft]
@@ -258,9 +297,6 @@ class PodTopologySpread:
 
         every_node = not require_all and not check_affinity  # eligible() is always True
         snapshot = self.handle.snapshot
-        if every_node and snapshot.node_infos and all(c.owner is not None for c in soft):
-            self._pre_score_owned(state, soft, as_batch(nodes))
-            return SUCCESS
         ignored = set() if every_node else {n.name for n in nodes if not eligible(n)}
         all_nodes = snapshot.node_infos or nodes
         # Count each node once per distinct selector (the system defaults share one); only
@@ -309,11 +345,15 @@ class PodTopologySpread:
     def _pre_score_owned(self, state: CycleState, soft: Sequence[Constraint],
                          batch: NodeBatch) -> None:
         """The system defaults for a controller's pod: read the cache's counters, and the
-        snapshot's columns for score_nodes."""
+        snapshot's columns for score_nodes (score()'s terms are made if it is called)."""
         snapshot = self.handle.snapshot
         columns = batch.columns
-        terms: list[Term] = []
         column_terms: list[tuple[Any, Any, list[float], float, int]] = []
+        # what score() would read: (key, owner, weight, skew - 1, per domain or None)
+        specs: list[tuple[str, OwnerKey, float, int, Mapping[str, int] | None]] = []
+        by_count: tuple[Any, float, int] | None = None
+        hosts = 0
+        other_domains = False  # some scored node has a non-hostname key
         for c in soft:
             owner = c.owner
             assert owner is not None
@@ -322,20 +362,34 @@ class PodTopologySpread:
             extra = c.max_skew - 1
             if key == HOSTNAME:  # a node is its own domain (upstream counts the nodes)
                 weight = math.log(len(batch) + 2)
-                per_node = snapshot.pods_by_owner(owner)
-                terms.append((key, per_node, {}, weight, extra))
+                specs.append((key, owner, weight, extra, None))
                 counts = columns.owner_counts(owner, lambda o=owner: snapshot.pods_by_owner(o))
                 column_terms.append((counts, codes, [], weight, extra))
+                hosts += 1
+                if columns.label_everywhere(key):
+                    by_count = (counts, weight, extra)
                 continue
-            present = set(batch.take(codes))
-            present.discard(-1)
+            present: set[int] = set()
+            if values:  # else no node has the key: skip looking
+                present.update(batch.take(codes))
+                present.discard(-1)
             weight = math.log(len(present) + 2)
-            per_domain = snapshot.pods_by_owner_and_label(owner, key)
-            terms.append((key, None, per_domain, weight, extra))
+            other_domains = other_domains or bool(present)
+            per_domain = snapshot.pods_by_owner_and_label(owner, key) if values else {}
+            specs.append((key, owner, weight, extra, per_domain))
             by_code = [per_domain.get(value, 0) * weight + extra for value in values]
             by_code.append(0.0)  # code -1: no such label
             column_terms.append((None, codes, by_code, weight, extra))
-        state.write(NAME + "/score", _ScoreState(set(), terms, columns, column_terms))
+        if hosts != 1 or other_domains:
+            by_count = None
+
+        def make_terms() -> list[Term]:
+            return [(key, snapshot.pods_by_owner(owner) if per_domain is None else None,
+                     {} if per_domain is None else per_domain, weight, extra)
+                    for key, owner, weight, extra, per_domain in specs]
+
+        state.write(NAME + "/score", _ScoreState(set(), None, columns, column_terms,
+                                                 by_count, make_terms))
 
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> tuple[int, Status]:
         s: _ScoreState = state.read(NAME + "/score")
@@ -343,7 +397,7 @@ class PodTopologySpread:
             return 0, SUCCESS
         total = 0.0
         labels = node.labels
-        for key, per_node, per_domain, weight, extra in s.terms:
+        for key, per_node, per_domain, weight, extra in s.score_terms():
             value = labels.get(key)
             if value is None:
                 continue
@@ -362,7 +416,7 @@ class PodTopologySpread:
         if isinstance(nodes, NodeBatch) and nodes.columns is s.columns:
             return self._score_columns(s, nodes)
         totals: list[float] | None = None
-        for key, per_node, per_domain, weight, extra in s.terms:
+        for key, per_node, per_domain, weight, extra in s.score_terms():
             if per_node is not None:
                 get = per_node.get
                 term = [get(n.name, 0) * weight + extra if n.labels.get(key) is not None
@@ -379,6 +433,42 @@ class PodTopologySpread:
             return [0 if n.name in ignored else round(t)
                     for n, t in zip(nodes, totals, strict=True)]
         return [round(t) for t in totals]
+
+    def weighted_scores(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo],
+                        weight: int) -> list[int] | None:
+        """``normalize_score(score_nodes(...))`` times ``weight`` (WeightedScorePlugin), when
+        a node's score depends only on its count of the controller's pods (``by_count``):
+        the raw score ``round(count * w + extra)`` grows with the count, so the batch's
+        lowest and highest raw scores are those of its smallest and largest counts, and each
+        count's final score is computed once and looked up per node."""
+        s: _ScoreState = state.read(NAME + "/score")
+        if (s.by_count is None or not isinstance(nodes, NodeBatch)
+                or nodes.columns is not s.columns):
+            return None
+        column, w, extra = s.by_count
+        counts = nodes.take(column).tolist()  # a list is faster to pass over than an array
+        if not counts:
+            return []
+        distinct = set(counts)  # a few values: one pass, then min and max of those
+        least, most = min(distinct), max(distinct)
+        if least < 0:
+            return None  # cannot happen; the usual way copes
+
+        def raw(count: int) -> int:  # score()'s float operations: 0.0 + the hostname term
+            return round(0.0 + (count * w + extra))
+
+        lowest, highest = raw(least), raw(most)
+        if highest == 0:
+            return [MAX_NODE_SCORE * weight] * len(counts)
+        top = highest + lowest
+        final = {count: MAX_NODE_SCORE * (top - raw(count)) // highest * weight
+                 for count in distinct}
+        if most < 256:  # index a list by count: a little faster than a dict lookup
+            table = [0] * (most + 1)
+            for count, score in final.items():
+                table[count] = score
+            return list(map(table.__getitem__, counts))
+        return list(map(final.__getitem__, counts))
 
     @staticmethod
     def _score_columns(s: _ScoreState, batch: NodeBatch) -> list[int]:
