@@ -65,6 +65,9 @@ class DeploymentController(QueueController, RolloutMixin):
         self.d_informer = indexes.ensure(factory.informer(DEPLOYMENTS), indexes.NAMESPACE)
         self.rs_informer = indexes.ensure(factory.informer(REPLICASETS), indexes.NAMESPACE)
         self.pod_informer = indexes.ensure(factory.informer(PODS), indexes.NAMESPACE)
+        # Keys of the cached Deployments with the Recreate strategy: only they care about
+        # pod deletions, and a cluster usually has none (every deleted pod skips the lookups).
+        self._recreating: set[str] = set()
         self.d_informer.add_handlers(on_add=self._enqueue,
                                      on_update=lambda old, new: self._enqueue(new),
                                      on_delete=self._d_deleted)
@@ -75,10 +78,16 @@ class DeploymentController(QueueController, RolloutMixin):
     # -- handlers ----------------------------------------------------------------------
 
     def _enqueue(self, d: Obj) -> None:
-        self.queue.add(key_of(d))
+        key = key_of(d)
+        if du.is_rolling(d):
+            self._recreating.discard(key)
+        else:
+            self._recreating.add(key)
+        self.queue.add(key)
 
     def _d_deleted(self, d: Obj) -> None:
         self.written_deployments.forget(key_of(d))
+        self._recreating.discard(key_of(d))
         self.queue.add(key_of(d))
 
     def _rs_deleted(self, rs: Obj) -> None:
@@ -108,6 +117,8 @@ class DeploymentController(QueueController, RolloutMixin):
 
     def _pod_deleted(self, pod: Obj) -> None:
         """Recreate waits for old pods to be gone; their deletion is its signal."""
+        if not self._recreating:
+            return
         ref = controller_ref(pod)
         if ref is None or ref.get("kind") != "ReplicaSet":
             return

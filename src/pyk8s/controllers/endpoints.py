@@ -17,6 +17,7 @@ The pod/port helpers here are shared with the EndpointSlice controller.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from pyk8s.client import ApiClient, Informer, InformerFactory
@@ -61,15 +62,52 @@ def _matches(selector: dict[str, str], labels: dict[str, Any]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
+class ServiceSelectors:
+    """Per namespace, the keys and selectors of the cached Services the controllers act
+    for, read once and forgotten when a Service of that namespace changes. Both endpoint
+    controllers look them up at every pod event (about four per pod), most namespaces
+    have none, and Services change far less often than pods."""
+
+    _shared: weakref.WeakKeyDictionary[Informer, ServiceSelectors] = weakref.WeakKeyDictionary()
+
+    def __init__(self, services: Informer) -> None:
+        self._services = weakref.ref(services)  # the registry must not keep it alive
+        self._by_namespace: dict[str, list[tuple[str, dict[str, str]]]] = {}
+        services.add_handlers(on_add=self._changed, on_update=lambda old, new: self._changed(new),
+                              on_delete=self._changed)
+
+    @classmethod
+    def of(cls, services: Informer) -> ServiceSelectors:
+        """The one instance kept for this Service informer."""
+        found = cls._shared.get(services)
+        if found is None:
+            found = cls._shared[services] = cls(services)
+        return found
+
+    def _changed(self, svc: Obj) -> None:
+        self._by_namespace.pop(str(meta(svc).get("namespace") or ""), None)
+
+    def in_namespace(self, namespace: str) -> list[tuple[str, dict[str, str]]]:
+        found = self._by_namespace.get(namespace)
+        services = self._services()
+        if found is None and services is not None:
+            found = []
+            for svc in services.by_index(indexes.NAMESPACE, namespace):
+                selector = service_selector(svc)
+                if selector is not None:
+                    found.append((key_of(svc), selector))
+            self._by_namespace[namespace] = found
+        return found or []
+
+
 def services_for_pod(pod: Obj, services: Informer) -> set[str]:
     """Keys of the Services in the pod's namespace whose selector matches its labels."""
-    labels = meta(pod).get("labels") or {}
-    keys = set()
-    for svc in services.by_index(indexes.NAMESPACE, str(meta(pod).get("namespace") or "")):
-        selector = service_selector(svc)
-        if selector is not None and _matches(selector, labels):
-            keys.add(key_of(svc))
-    return keys
+    m = meta(pod)
+    selectors = ServiceSelectors.of(services).in_namespace(str(m.get("namespace") or ""))
+    if not selectors:
+        return set()
+    labels = m.get("labels") or {}
+    return {key for key, selector in selectors if _matches(selector, labels)}
 
 
 def pod_ips(pod: Obj) -> list[str]:
@@ -146,12 +184,16 @@ def is_headless(svc: Obj) -> bool:
 def enqueue_pod_services(controller: QueueController, services: Informer,
                          old: Obj | None, new: Obj | None) -> None:
     """Pod handlers of both controllers: the Services matching the old or new labels."""
-    if old is not None and new is not None and \
-            meta(old).get("resourceVersion") == meta(new).get("resourceVersion"):
-        return
-    if old is not None and new is not None and meta(old).get("labels") == meta(new).get(
-            "labels") and meta(old).get("namespace") == meta(new).get("namespace"):
-        old = None  # same labels, same Services: most updates are status changes
+    if old is not None and new is not None:
+        old_meta, new_meta = meta(old), meta(new)
+        if old_meta.get("resourceVersion") == new_meta.get("resourceVersion"):
+            return
+        if old_meta.get("namespace") == new_meta.get("namespace"):
+            if not ServiceSelectors.of(services).in_namespace(
+                    str(new_meta.get("namespace") or "")):
+                return  # no Service in the namespace selects pods
+            if old_meta.get("labels") == new_meta.get("labels"):
+                old = None  # same labels, same Services: most updates are status changes
     keys: set[str] = set()
     for pod in (old, new):
         if pod is not None:
@@ -214,6 +256,7 @@ class EndpointsController(QueueController):
         self.client = client
         self.clock = clock
         self.svc_informer = indexes.ensure(factory.informer(SERVICES), indexes.NAMESPACE)
+        ServiceSelectors.of(self.svc_informer)
         self.pod_informer = indexes.ensure(factory.informer(PODS), indexes.NAMESPACE)
         self.ep_informer = factory.informer(ENDPOINTS)
         self.svc_informer.add_handlers(

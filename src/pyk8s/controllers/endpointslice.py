@@ -36,6 +36,7 @@ from pyk8s.controllers.endpoints import (
     HEADLESS,
     PODS,
     SERVICES,
+    ServiceSelectors,
     endpoint_ports,
     enqueue_pod_services,
     is_headless,
@@ -138,6 +139,7 @@ class EndpointSliceController(QueueController):
         back (None: deleted), until its informer shows as much (upstream's
         endpointSliceTracker): a sync on an older cache would create a slice twice."""
         self.svc_informer = indexes.ensure(factory.informer(SERVICES), indexes.NAMESPACE)
+        ServiceSelectors.of(self.svc_informer)
         self.pod_informer = indexes.ensure(factory.informer(PODS), indexes.NAMESPACE)
         self.slice_informer = indexes.ensure(factory.informer(ENDPOINT_SLICES), indexes.NAMESPACE)
         self.svc_informer.add_handlers(

@@ -1,7 +1,8 @@
 """The garbage collector: cascading deletion through ``metadata.ownerReferences``.
 
-Upstream (``pkg/controller/garbagecollector``) keeps an explicit graph; here the graph *is*
-the informer caches, each indexed by uid and by owner uid, so there is no second copy of the
+Upstream (``pkg/controller/garbagecollector``) keeps an explicit graph; here the objects
+stay in the informer caches and the graph holds only uids (where each object is cached, who
+names whom as owner), kept by the informers' handlers, so there is no second copy of the
 cluster to keep consistent. Work items are uids on one queue:
 
 * ``delete/<uid>`` (attemptToDelete): an object whose owners may be gone. It is classified
@@ -27,8 +28,7 @@ import copy
 from typing import Any
 
 from pyk8s.client import ApiClient, Informer, InformerFactory
-from pyk8s.controllers import indexes
-from pyk8s.controllers.base import Obj, QueueController, is_deleting, meta
+from pyk8s.controllers.base import Obj, QueueController, is_deleting, key_of, meta
 from pyk8s.machinery.errors import ApiError
 from pyk8s.machinery.resources import CATALOGUE, Resource
 
@@ -64,13 +64,91 @@ class GarbageCollector(QueueController):
         self.client = client
         self.informers: list[tuple[Resource, Informer]] = []
         self._by_kind: dict[tuple[str, str], Informer] = {}
+        # The graph, kept by the handlers of every watched kind: uid -> where the object is
+        # cached; owner uid -> the uids of the cached objects that name it; each of those ->
+        # the owners it names. Looking objects up here, rather than through a uid index and
+        # an owner index on every informer, spares each event of every object (four per
+        # pod, a Lease renewal every 10 s per node) the upkeep of two indexes, and an object
+        # that disappears without dependents (every pod) a look into every informer.
+        self._where: dict[str, tuple[Resource, Informer, str]] = {}
+        self._refs_of: dict[str, tuple[str, ...]] = {}
+        self._dependents_of: dict[str, set[str]] = {}
         for api_version, plural in resources if resources is not None else gc_resources():
             resource = CATALOGUE.resource(api_version, plural)
-            informer = indexes.ensure(factory.informer(resource), indexes.UID, indexes.OWNER_UID)
-            informer.add_handlers(on_add=self._added, on_update=self._updated,
-                                  on_delete=self._deleted)
+            informer = factory.informer(resource)
+            self._watch(resource, informer)
             self.informers.append((resource, informer))
             self._by_kind[(resource.api_version, resource.kind)] = informer
+
+    def _watch(self, resource: Resource, informer: Informer) -> None:
+        def added(obj: Obj) -> None:
+            self._place(resource, informer, obj)
+            self._added(obj)
+
+        def updated(old: Obj, new: Obj) -> None:
+            if meta(old).get("uid") != meta(new).get("uid"):
+                self._unplace(informer, old)  # replaced under the same name
+            self._place(resource, informer, new)
+            self._updated(old, new)
+
+        def deleted(obj: Obj) -> None:
+            self._unplace(informer, obj)
+            self._deleted(obj)
+
+        informer.add_handlers(on_add=added, on_update=updated, on_delete=deleted)
+
+    # -- the graph -----------------------------------------------------------------------
+
+    def _place(self, resource: Resource, informer: Informer, obj: Obj) -> None:
+        """Record where ``obj`` is cached and which owners it names."""
+        m = meta(obj)
+        uid = str(m.get("uid") or "")
+        if not uid:
+            return  # not a server object: nothing can name it
+        self._where[uid] = (resource, informer, key_of(obj))
+        owners = tuple(str(ref["uid"]) for ref in m.get("ownerReferences") or () if ref.get("uid"))
+        before = self._refs_of.get(uid, ())
+        if owners == before:
+            return
+        self._forget_refs(uid, before)
+        if owners:
+            self._refs_of[uid] = owners
+            for owner in owners:
+                found = self._dependents_of.get(owner)
+                if found is None:
+                    self._dependents_of[owner] = {uid}
+                else:
+                    found.add(uid)
+        else:
+            self._refs_of.pop(uid, None)
+
+    def _unplace(self, informer: Informer, obj: Obj) -> None:
+        uid = str(meta(obj).get("uid") or "")
+        entry = self._where.get(uid)
+        if entry is not None and entry[1] is informer:
+            del self._where[uid]
+            self._forget_refs(uid, self._refs_of.pop(uid, ()))
+
+    def _forget_refs(self, uid: str, owners: tuple[str, ...]) -> None:
+        for owner in owners:
+            found = self._dependents_of.get(owner)
+            if found is not None:
+                found.discard(uid)
+                if not found:
+                    del self._dependents_of[owner]
+
+    def _cached(self, uid: str) -> tuple[Resource, Informer, Obj] | None:
+        entry = self._where.get(uid)
+        if entry is None:
+            return None
+        obj = entry[1].get(entry[2])
+        if obj is None or meta(obj).get("uid") != uid:
+            return None
+        return entry[0], entry[1], obj
+
+    def has_dependents(self, uid: str) -> bool:
+        """Whether any cached object names ``uid`` as an owner."""
+        return bool(self._dependents_of.get(uid))
 
     # -- handlers ----------------------------------------------------------------------
 
@@ -94,8 +172,8 @@ class GarbageCollector(QueueController):
         if informer is None:
             found = self.lookup(str(ref.get("uid")))
             return found[1] if found is not None else None
-        owners = informer.by_index(indexes.UID, str(ref.get("uid")))
-        return owners[0] if owners else None
+        cached = self._cached(str(ref.get("uid")))
+        return cached[2] if cached is not None and cached[1] is informer else None
 
     def _waiting_in_cache(self, ref: Obj) -> bool:
         """A dependent's deletion concerns its owner only when the owner waits for its
@@ -110,8 +188,8 @@ class GarbageCollector(QueueController):
         informer = self._by_kind.get((str(ref.get("apiVersion", "")), str(ref.get("kind", ""))))
         if informer is None:
             return False
-        found = informer.by_index(indexes.UID, str(ref.get("uid")))
-        return bool(found) and not deleting_dependents(found[0])
+        cached = self._cached(str(ref.get("uid")))
+        return cached is not None and cached[1] is informer and not deleting_dependents(cached[2])
 
     def _updated(self, old: Obj, new: Obj) -> None:
         old_refs = meta(old).get("ownerReferences") or []
@@ -124,8 +202,9 @@ class GarbageCollector(QueueController):
 
     def _deleted(self, obj: Obj) -> None:
         uid = meta(obj).get("uid")
-        for _, dep in self.dependents(str(uid)):
-            self.queue.add(f"delete/{meta(dep).get('uid')}")
+        if self.has_dependents(str(uid)):
+            for _, dep in self.dependents(str(uid)):
+                self.queue.add(f"delete/{meta(dep).get('uid')}")
         for ref in meta(obj).get("ownerReferences") or []:
             if self._waiting_in_cache(ref):
                 self.queue.add(f"delete/{ref.get('uid')}")
@@ -133,15 +212,16 @@ class GarbageCollector(QueueController):
     # -- graph lookups over the caches ---------------------------------------------------
 
     def lookup(self, uid: str) -> tuple[Resource, Obj] | None:
-        for resource, informer in self.informers:
-            found = informer.by_index(indexes.UID, uid)
-            if found:
-                return resource, found[0]
-        return None
+        found = self._cached(uid)
+        return (found[0], found[2]) if found is not None else None
 
     def dependents(self, uid: str) -> list[tuple[Resource, Obj]]:
-        return [(resource, obj) for resource, informer in self.informers
-                for obj in informer.by_index(indexes.OWNER_UID, uid)]
+        found = []
+        for dependent in sorted(self._dependents_of.get(uid, ())):
+            cached = self._cached(dependent)
+            if cached is not None:
+                found.append((cached[0], cached[2]))
+        return found
 
     # -- sync --------------------------------------------------------------------------
 

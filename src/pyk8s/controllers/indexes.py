@@ -19,8 +19,6 @@ CONTROLLER_UID = "controllerUID"
 NAMESPACE = "namespace"
 NODE_NAME = "nodeName"
 ORPHAN_NAMESPACE = "orphanNamespace"
-OWNER_UID = "ownerUID"
-UID = "uid"
 
 
 def _controller(obj: Obj) -> Obj | None:
@@ -48,18 +46,9 @@ def _node_name(obj: Obj) -> list[str]:
     return [str((obj.get("spec") or {}).get("nodeName") or "")]
 
 
-def _owner_uids(obj: Obj) -> list[str]:
-    return [str(ref.get("uid")) for ref in (obj.get("metadata") or {}).get("ownerReferences") or []
-            if ref.get("uid")]
-
-
-def _uid(obj: Obj) -> list[str]:
-    return [str((obj.get("metadata") or {}).get("uid") or "")]
-
-
 _FUNCTIONS: dict[str, Callable[[Obj], list[str]]] = {
     CONTROLLER_UID: _controller_uid, NAMESPACE: _namespace, NODE_NAME: _node_name,
-    ORPHAN_NAMESPACE: _orphan_namespace, OWNER_UID: _owner_uids, UID: _uid,
+    ORPHAN_NAMESPACE: _orphan_namespace,
 }
 _registered: weakref.WeakKeyDictionary[Informer, set[str]] = weakref.WeakKeyDictionary()
 

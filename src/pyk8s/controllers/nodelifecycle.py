@@ -116,6 +116,11 @@ class _Health:
     probe: float
     heartbeat: Any
     renew: Any
+    # The cached node and Lease objects these were read from, and the grace that applied:
+    # a pass that finds the very same objects needs only the clock.
+    node: Obj | None = None
+    lease: Obj | None = None
+    grace: float = 0.0
 
 
 class NodeLifecycleController:
@@ -159,6 +164,8 @@ class NodeLifecycleController:
         for cached in self.nodes.list():
             name = str(meta(cached).get("name"))
             seen.add(name)
+            if self._quiet(name, cached):
+                continue
             try:
                 node = await self._check_health(cached)
                 node = await self._reconcile_taints(node)
@@ -176,6 +183,17 @@ class NodeLifecycleController:
         for gone in set(self._taints_right) - seen:
             del self._taints_right[gone]
 
+    def _quiet(self, name: str, node: Obj) -> bool:
+        """Nothing to do for this node this pass, decided without reading it: the node and
+        its Lease are the objects the last pass checked (so its heartbeats have not moved)
+        and still within grace, its taints were found right, and it has no NoExecute taint
+        to evict for. Most nodes, most passes."""
+        health = self._health.get(name)
+        return (health is not None and health.node is node
+                and health.lease is self.leases.get(f"{LEASE_NAMESPACE}/{name}")
+                and self.clock.monotonic() - health.probe <= health.grace
+                and self._taints_right.get(name) is node and name not in self._first_tainted)
+
     async def _check_health(self, node: Obj) -> Obj:
         name = str(meta(node).get("name"))
         ready = podutil.condition(node, "Ready")
@@ -189,6 +207,7 @@ class NodeLifecycleController:
         elif health.heartbeat != heartbeat or health.renew != renew:
             health.probe, health.heartbeat, health.renew = now, heartbeat, renew
         grace = self.grace_period if ready is not None else self.startup_grace_period
+        health.node, health.lease, health.grace = node, lease, grace
         if now - health.probe <= grace:
             return node
         if ready is not None and ready.get("status") == "Unknown" and all(

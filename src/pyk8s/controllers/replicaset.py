@@ -7,8 +7,9 @@ writes the status through ``/status``.
 
 Syncs that change nothing are cheap: the pod handlers keep, per controller uid, the count
 of active pods by (namespace, labels, ready), so a sync that only writes status or creates
-pods reads those few groups instead of every pod; only a scale-down (which must rank pods),
-an adoption or release, or minReadySeconds (availability depends on the clock) walks the pods.
+pods reads those few groups instead of every pod; a scale-down ranks just the pods it
+controls (from the controller-uid index), and only an adoption or release, or minReadySeconds
+(availability depends on the clock) walks and claims the pods.
 
 Double creation is prevented with expectations: creations and deletions are recorded before
 they are issued and ticked off as the pod informer sees them; until then a sync only updates
@@ -20,6 +21,7 @@ unscheduled, pending, not ready (``podutil.deletion_rank``).
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -82,8 +84,8 @@ async def slow_start_batch(count: int, initial: int,
 
 @dataclass(slots=True)
 class PodFacts:
-    """What a ReplicaSet sync needs from one cached pod, read once per pod object (a sync
-    looks at every pod of its set, and a set is synced after every event of any of them)."""
+    """What a ReplicaSet sync needs from one cached pod, read once per pod object (the pod
+    handlers read them at every event; a sync that walks the pods finds them here)."""
 
     namespace: str
     active: bool
@@ -93,8 +95,9 @@ class PodFacts:
     labels: dict[str, str]
     label_key: frozenset[tuple[str, str]] | None
     ready: bool
-    ready_since: datetime | None
-    rank: tuple[Any, ...] | None = None  # deletion_rank without the co-located count
+    ready_at: str  # the Ready condition's lastTransitionTime, parsed only when needed
+    since: datetime | bool | None = False  # ready_since() once parsed (False: not yet)
+    rank: tuple[Any, ...] | None = None  # ranked(): deletion_rank minus the co-located count
 
     @classmethod
     def of(cls, pod: Obj) -> PodFacts:
@@ -105,31 +108,46 @@ class PodFacts:
         except TypeError:
             label_key = None
         ref = controller_ref(pod)
-        ready = podutil.is_ready(pod)
-        return cls(namespace=str(m.get("namespace") or ""), active=podutil.is_active(pod),
-                   deleting=bool(m.get("deletionTimestamp")),
-                   controlled=ref is not None,
+        status = pod.get("status") or {}
+        ready = False
+        ready_at = ""
+        for cond in status.get("conditions") or ():
+            if cond.get("type") == "Ready":
+                ready = cond.get("status") == "True"
+                ready_at = str(cond.get("lastTransitionTime") or "") if ready else ""
+                break
+        deleting = bool(m.get("deletionTimestamp"))
+        return cls(namespace=str(m.get("namespace") or ""),
+                   active=not deleting and status.get("phase") not in ("Succeeded", "Failed"),
+                   deleting=deleting, controlled=ref is not None,
                    ref_uid=ref.get("uid") if ref is not None else None,
-                   labels=labels, label_key=label_key, ready=ready,
-                   ready_since=podutil.ready_since(pod) if ready else None)
+                   labels=labels, label_key=label_key, ready=ready, ready_at=ready_at)
+
+    def ready_since(self) -> datetime | None:
+        """Upstream's Ready lastTransitionTime when ready (None when not ready or unset)."""
+        if self.since is False:
+            self.since = parse_rfc3339(self.ready_at) if self.ready else None
+        return self.since  # type: ignore[return-value]
 
     def ranked(self, pod: Obj) -> tuple[Any, ...]:
-        """Upstream's ActivePodsWithRanks key of ``pod`` (whose facts these are) minus the
-        co-located count, read once per object: a rollout ranks the same pods at every step."""
+        """Upstream's ActivePodsWithRanks key of ``pod`` (whose facts these are) split around
+        the co-located count: (node, the fields before it, the fields after it), read once per
+        object: a rollout ranks the same pods at every step."""
         if self.rank is None:
             m = pod.get("metadata") or {}
             spec = pod.get("spec") or {}
             created = parse_rfc3339(str(m.get("creationTimestamp") or ""))
             node = str(spec.get("nodeName") or "")
+            since = self.ready_since()
             self.rank = (
                 node,
-                1 if node else 0,
-                podutil.PHASE_RANK.get(podutil.phase(pod), 0),
-                1 if self.ready else 0,
-                podutil.deletion_cost(pod),
-                (1, -self.ready_since.timestamp()) if self.ready_since else (0, 0.0),
-                -podutil.restart_count(pod),
-                (1, -created.timestamp()) if created else (0, 0.0),
+                (1 if node else 0,
+                 podutil.PHASE_RANK.get(podutil.phase(pod), 0),
+                 1 if self.ready else 0,
+                 podutil.deletion_cost(pod)),
+                ((1, -since.timestamp()) if since else (0, 0.0),
+                 -podutil.restart_count(pod),
+                 (1, -created.timestamp()) if created else (0, 0.0)),
             )
         return self.rank
 
@@ -139,8 +157,8 @@ class PodFacts:
             return False
         if min_ready_seconds <= 0:
             return True
-        return (self.ready_since is not None
-                and (now - self.ready_since).total_seconds() >= min_ready_seconds)
+        since = self.ready_since()
+        return since is not None and (now - since).total_seconds() >= min_ready_seconds
 
 
 class _LabelMatcher:
@@ -252,8 +270,9 @@ class ReplicaSetController(QueueController):
     def _matching_sets(self, pod: Obj) -> list[str]:
         return selecting_keys(pod, self.rs_informer)
 
-    def _track(self, key: str, pod: Obj | None) -> None:
-        """Move the pod's contribution to its controller's counts (``None``: it is gone)."""
+    def _track(self, key: str, pod: Obj | None) -> PodFacts | None:
+        """Move the pod's contribution to its controller's counts (``None``: it is gone);
+        the pod's facts (which the handlers read instead of the pod)."""
         old = self._tracked.pop(key, None)
         if old is not None:
             counts = self._owned[old[0]]
@@ -263,7 +282,7 @@ class ReplicaSetController(QueueController):
                 if not counts:
                     del self._owned[old[0]]
         if pod is None:
-            return
+            return None
         facts = self._facts(pod)
         if facts.active and facts.ref_uid:
             group = (facts.namespace, facts.label_key, facts.ready)
@@ -272,26 +291,30 @@ class ReplicaSetController(QueueController):
             if counts is None:
                 counts = self._owned[facts.ref_uid] = Counter()
             counts[group] += 1
+        return facts
 
     def _pod_added(self, pod: Obj) -> None:
-        self._track(key_of(pod), pod)
-        if is_deleting(pod):
+        facts = self._track(key_of(pod), pod)
+        assert facts is not None
+        if facts.deleting:
             self._pod_deleted(pod)
             return
-        owner = self._owner_key(pod)
+        owner = self._owner_key(pod) if facts.controlled else None
         if owner is not None:
             self.expectations.creation_observed(owner)
             self.queue.add(owner)
-        elif controller_ref(pod) is None:
+        elif not facts.controlled:
             for key in self._matching_sets(pod):
                 self.queue.add(key)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
-        self._track(key_of(new), new)
-        if meta(old).get("resourceVersion") == meta(new).get("resourceVersion"):
+        facts = self._track(key_of(new), new)
+        assert facts is not None
+        old_meta, new_meta = meta(old), meta(new)
+        if old_meta.get("resourceVersion") == new_meta.get("resourceVersion"):
             return
-        labels_changed = meta(old).get("labels") != meta(new).get("labels")
-        if is_deleting(new):
+        labels_changed = old_meta.get("labels") != new_meta.get("labels")
+        if facts.deleting:
             self._pod_deleted(new)
             if labels_changed:
                 self._pod_deleted(old)
@@ -341,13 +364,18 @@ class ReplicaSetController(QueueController):
         needs_sync = self.expectations.satisfied(key) and not is_deleting(rs)
         replicas = int(spec["replicas"]) if spec.get("replicas") is not None else 1
         counts = self._counts(rs, selector, namespace, uid)
+        owned: list[tuple[Obj, PodFacts]] = []
         if counts is not None and needs_sync and counts[0] > replicas:
-            counts = None  # a scale-down ranks the pods
+            # A scale-down ranks the pods: with nothing to adopt or release, the claimed
+            # pods are exactly the active ones the index says it controls.
+            owned = self._controlled_active(namespace, uid)
+            if len(owned) != counts[0]:
+                counts = None
         manage_error: Exception | None = None
         if counts is not None:
             diff = counts[0] - replicas
             if needs_sync and diff:
-                manage_error = await self._manage_replicas(key, rs, [], diff)
+                manage_error = await self._manage_replicas(key, rs, owned, diff)
             now = self.clock.now()
             status = status_from_counts(rs, counts[0], counts[1], counts[2], counts[2],
                                         manage_error, diff, now)
@@ -427,6 +455,16 @@ class ReplicaSetController(QueueController):
                     found.append((pod, facts))
         for pod in self.pod_informer.by_index(indexes.ORPHAN_NAMESPACE, namespace):
             found.append((pod, self._facts(pod)))
+        return found
+
+    def _controlled_active(self, namespace: str, uid: str) -> list[tuple[Obj, PodFacts]]:
+        """The active pods in ``namespace`` whose controller reference names ``uid``."""
+        found = []
+        facts_of = self._facts
+        for pod in self.pod_informer.by_index(indexes.CONTROLLER_UID, uid):
+            facts = facts_of(pod)
+            if facts.active and facts.namespace == namespace:
+                found.append((pod, facts))
         return found
 
     async def _claim_pods(self, rs: Obj, selector: LabelSelector | None,
@@ -581,16 +619,20 @@ class ReplicaSetController(QueueController):
 
 def ranked_for_deletion(pods: list[tuple[Obj, PodFacts]], count: int) -> list[Obj]:
     """The ``count`` pods to give up first, ranked as upstream's ActivePodsWithRanks (see
-    ``podutil.deletion_rank``); the per-pod part of each key is cached in its facts."""
-    keys = [(facts.ranked(pod), pod) for pod, facts in pods]
-    per_node = Counter(key[0] for key, _ in keys)
+    ``podutil.deletion_rank``); the per-pod parts of each key are cached in its facts.
 
-    def rank(item: tuple[tuple[Any, ...], Obj]) -> tuple[Any, ...]:
-        key = item[0]
-        return (*key[1:5], -per_node[key[0]] if key[0] else 0, *key[5:])
-
-    keys.sort(key=rank)
-    return [pod for _, pod in keys[:count]]
+    The keys are (fields before the co-located count, minus that count, fields after it,
+    position): the parts are fixed-length tuples, so this orders as the flat key would, and
+    the position keeps the sort stable without ever comparing two pods."""
+    ranks = [facts.ranked(pod) for pod, facts in pods]
+    per_node = Counter(rank[0] for rank in ranks)
+    keys = [(rank[1], -per_node[rank[0]] if rank[0] else 0, rank[2], i)
+            for i, rank in enumerate(ranks)]
+    if count < len(keys) // 4:
+        keys = heapq.nsmallest(count, keys)
+    else:
+        keys.sort()
+    return [pods[key[3]][0] for key in keys[:count]]
 
 
 def pods_to_delete(pods: list[Obj], count: int) -> list[Obj]:

@@ -211,6 +211,24 @@ def test_recreate_scales_old_down_before_creating_new() -> None:
     run(scenario())
 
 
+
+def test_a_pod_deletion_wakes_only_a_recreate_deployment() -> None:
+    """Recreate waits for its old pods to be gone, so their deletion enqueues it; a
+    RollingUpdate Deployment (once switched, too) is not woken by pod deletions."""
+    async def scenario() -> None:
+        s = Scene()
+        s.api.seed(DEPLOYMENTS, deployment(replicas=2, strategy="Recreate"))
+        await s.settle()
+        pods = s.api.objects(PODS)
+        s.dc._pod_deleted(pods[0])
+        assert len(s.dc.queue) == 1
+        await s.settle()
+        await s.edit(lambda d: d["spec"].update(strategy={"type": "RollingUpdate"}))
+        s.dc._pod_deleted(pods[1])
+        assert len(s.dc.queue) == 0
+
+    run(scenario())
+
 def test_progress_deadline_exceeded_without_any_event() -> None:
     async def scenario() -> None:
         s = Scene()

@@ -288,3 +288,32 @@ def test_pod_events_enqueue_the_services_of_the_old_and_new_labels() -> None:
         assert list(ctl.queue._queue) == ["default/web"]
 
     run(scenario())
+
+
+def test_the_selectors_read_per_namespace_follow_service_changes() -> None:
+    """Pod events use each namespace's Service selectors as last read; adding, changing or
+    deleting a Service of that namespace is seen by the next pod event."""
+    from pyk8s.controllers.endpoints import services_for_pod
+
+    async def scenario() -> None:
+        api = FakeApi(FakeClock())
+        ctl = EndpointsController(api, FakeFactory(api))  # type: ignore[arg-type]
+        api.seed(SERVICES, service("web"))
+        await settle(api, ctl)
+        db_pod = pod("p", app="db")
+        assert services_for_pod(db_pod, ctl.svc_informer) == set()
+        await api.create(SERVICES, service("db"))
+        api.flush()
+        assert services_for_pod(db_pod, ctl.svc_informer) == {"default/db"}
+        web = next(s for s in api.objects(SERVICES) if s["metadata"]["name"] == "web")
+        web["spec"]["selector"] = {"app": "db"}
+        await api.update(SERVICES, web)
+        api.flush()
+        assert services_for_pod(db_pod, ctl.svc_informer) == {"default/db", "default/web"}
+        await api.delete(SERVICES, "default", "db")
+        api.flush()
+        assert services_for_pod(db_pod, ctl.svc_informer) == {"default/web"}
+        other = {**db_pod, "metadata": {**db_pod["metadata"], "namespace": "other"}}
+        assert services_for_pod(other, ctl.svc_informer) == set()
+
+    run(scenario())

@@ -201,3 +201,53 @@ def test_only_dependents_of_owners_missing_from_the_caches_are_queued() -> None:
         assert t.names(PODS) == [], "dependents of an owner deleting in the foreground go"
 
     run(scenario())
+
+
+def test_dependent_counts_follow_the_caches_and_spare_lookups_for_leaves(monkeypatch: Any) -> None:
+    """The collector counts, per owner uid, the cached objects naming it: an object that
+    disappears with no dependents (a pod) is not looked up in every informer, while an
+    owner's disappearance still finds its dependents."""
+    async def scenario() -> None:
+        t = Tree()
+        await t.settle()
+        rs_uid, d_uid = t.rs["metadata"]["uid"], t.d["metadata"]["uid"]
+        assert t.gc.has_dependents(rs_uid) and t.gc.has_dependents(d_uid)
+        pod = next(p for p in t.api.objects(PODS) if p["metadata"]["name"] == "web-1-0")
+        pod["metadata"]["ownerReferences"] = []
+        await t.api.update(PODS, pod)
+        await t.settle()
+        assert t.gc.has_dependents(rs_uid), "web-1-1 still names it"
+        looked: list[str] = []
+        real = t.gc.dependents
+        monkeypatch.setattr(t.gc, "dependents", lambda uid: looked.append(uid) or real(uid))
+        await t.api.delete(PODS, "default", "web-1-1")
+        await t.settle()
+        assert not t.gc.has_dependents(rs_uid) and looked == []
+        await t.api.delete(DEPLOYMENTS, "default", "web", propagation_policy="Background")
+        await t.settle()
+        assert d_uid in looked and t.names(REPLICASETS) == [], "the owner's dependents found"
+        assert t.names(PODS) == ["web-1-0"], "released before, so not collected"
+
+    run(scenario())
+
+
+def test_the_uid_graph_follows_objects_replaced_under_the_same_name() -> None:
+    """An update that brings a different uid (the object was deleted and created again
+    between two events) moves the graph to the new object: the old uid is not found any
+    more, nor counted as naming its owners."""
+    async def scenario() -> None:
+        t = Tree()
+        await t.settle()
+        rs_uid = t.rs["metadata"]["uid"]
+        pod = next(p for p in t.api.objects(PODS) if p["metadata"]["name"] == "web-1-0")
+        old_uid = pod["metadata"]["uid"]
+        assert t.gc.lookup(old_uid) is not None
+        assert old_uid in {d["metadata"]["uid"] for _, d in t.gc.dependents(rs_uid)}
+        informer = next(i for r, i in t.gc.informers if r == PODS)
+        replaced = {**pod, "metadata": {**pod["metadata"], "uid": "new-uid", "ownerReferences": []}}
+        informer.deliver("MODIFIED", replaced)
+        assert t.gc.lookup(old_uid) is None
+        assert t.gc.lookup("new-uid") == (PODS, replaced)
+        assert [d["metadata"]["name"] for _, d in t.gc.dependents(rs_uid)] == ["web-1-1"]
+
+    run(scenario())

@@ -244,3 +244,33 @@ def test_an_unchanged_node_has_its_taints_examined_once(monkeypatch: Any) -> Non
         assert "node.kubernetes.io/not-ready:NoExecute" in s.taints()
 
     run(scenario())
+
+
+def test_a_quiet_node_is_not_read_again_until_its_grace_runs_out(monkeypatch: Any) -> None:
+    """A pass that finds the node and its Lease unchanged and within grace skips the node
+    (no health, taint or eviction work); the clock alone still makes it Unknown."""
+    checked: list[str] = []
+    real = NodeLifecycleController._check_health
+
+    async def counting(self: NodeLifecycleController, node: dict) -> Any:
+        checked.append(node["metadata"]["name"])
+        return await real(self, node)
+
+    monkeypatch.setattr(NodeLifecycleController, "_check_health", counting)
+
+    async def scenario() -> None:
+        s = Scene()
+        await s.tick(0)
+        assert checked == ["n1"]
+        for _ in range(3):
+            await s.tick(10)
+        assert checked == ["n1"], "same node, same Lease, within grace: skipped"
+        await s.renew_lease()
+        await s.tick(5)
+        assert checked == ["n1", "n1"], "a renewed Lease is looked at"
+        await s.tick(39)
+        assert checked == ["n1", "n1"] and s.ready()["status"] == "True"
+        await s.tick(2)
+        assert s.ready()["status"] == "Unknown", "silent past the grace period"
+
+    run(scenario())

@@ -342,6 +342,38 @@ class TestCheapSyncs:
         run(scenario())
 
 
+    def test_a_scale_down_with_nothing_to_adopt_ranks_only_its_own_pods(
+            self, monkeypatch: Any) -> None:
+        """A scale-down whose counts show nothing to adopt or release ranks the pods the
+        index says it controls, without the claiming walk, and deletes the same pods."""
+        async def scenario() -> None:
+            api, ctl, recorder = setup()
+            api.seed(REPLICASETS, replicaset(replicas=4))
+            api.seed(PODS, {"metadata": {"name": "other", "namespace": "default",
+                                         "labels": {"app": "else"}}, "spec": {}})
+            await settle(api, ctl)
+            keep = [p for p in api.objects(PODS) if p["metadata"]["name"] != "other"][:2]
+            for pod in keep:
+                await api.update(PODS, ready(pod), subresource="status")
+            await settle(api, ctl)
+
+            async def no_walk(*args: Any) -> Any:
+                raise AssertionError("walked the pods")
+
+            monkeypatch.setattr(ctl, "_claim_pods", no_walk)
+            rs = api.objects(REPLICASETS)[0]
+            rs["spec"]["replicas"] = 2
+            await api.update(REPLICASETS, rs)
+            await settle(api, ctl)
+            remaining = sorted(p["metadata"]["name"] for p in api.objects(PODS))
+            assert remaining == sorted(["other", *(p["metadata"]["name"] for p in keep)])
+            assert recorder.reasons().count("SuccessfulDelete") == 2
+            status = api.objects(REPLICASETS)[0]["status"]
+            assert (status["replicas"], status["readyReplicas"]) == (2, 2)
+
+        run(scenario())
+
+
 class TestRankingCache:
     def test_cached_keys_rank_as_deletion_rank_does(self) -> None:
         import random as rnd
@@ -371,6 +403,21 @@ class TestRankingCache:
         assert [p["metadata"]["name"] for p in rsc.pods_to_delete(pods, 200)] == \
             [p["metadata"]["name"] for p in expected]
 
+
+    def test_a_few_victims_are_picked_as_a_full_sort_picks_them(self) -> None:
+        """Picking a handful out of many (a partial selection) gives the first pods of the
+        full ranking, ties kept in their original order."""
+        pods = []
+        for i in range(100):
+            pod: dict = {"metadata": {"name": f"p{i}",
+                                      "creationTimestamp": f"2026-01-0{1 + i % 3}T00:00:00Z"},
+                         "spec": {"nodeName": f"n{i % 7}"}, "status": {"phase": "Running"}}
+            if i % 4:
+                pod = ready(pod, at="2026-01-05T00:00:00Z")
+            pods.append(pod)
+        full = [p["metadata"]["name"] for p in rsc.pods_to_delete(pods, 100)]
+        for count in (1, 5, 24, 25, 60):
+            assert [p["metadata"]["name"] for p in rsc.pods_to_delete(pods, count)] == full[:count]
 
 async def rsc_drain(ctl: ReplicaSetController) -> None:
     while len(ctl.queue):
