@@ -22,6 +22,8 @@ Figures (``--only`` names in brackets):
   from the create to the moment the watch has seen all R pods Running and Ready.
 - ``rollout_seconds`` [rollout]: ``set image`` on it, until ``rollout status`` would return
   (observedGeneration current, updated = available = total = R).
+- ``idle_cpu_cores`` (every run): CPU of the four processes over 10 s, 15 s after the runs
+  above (Lease renewals every 10 s per node, node status, the controllers' resyncs).
 
 ``--profile DIR`` runs py-spy (``record --gil --nonblocking --function --format raw``) on the
 scheduler and the server during the scheduling window, and on the server during the
@@ -62,6 +64,8 @@ NODES = CATALOGUE.resource("v1", "nodes")
 NAMESPACES = CATALOGUE.resource("v1", "namespaces")
 DEPLOYMENTS = CATALOGUE.resource("apps/v1", "deployments")
 Obj = dict[str, Any]
+IDLE_SETTLE_S = 15.0
+IDLE_WINDOW_S = 10.0
 
 
 # -- output ------------------------------------------------------------------------------
@@ -528,12 +532,18 @@ async def run_cluster(root: Path, nodes: int, args: argparse.Namespace, schedule
                 await bench_schedule(stack, client, schedule_pods, schedule_target, profiler,
                                      args.timeout)
             elif replicas:
+                # Started and synced before the Deployment's window, as after the
+                # schedule bench: its imports and initial lists are not per-pod costs.
                 stack.start_scheduler()
+                await stack.scheduler_synced(60)
             if replicas and ({"deployment", "rollout"} & set(args.only)):
                 await bench_deployment(stack, client, replicas, profiler, args.timeout,
                                        rollout="rollout" in args.only)
+            # Idle: once what the runs above left behind (the scheduler's Event backlog,
+            # terminating pods) has settled, over one whole Lease renewal interval.
+            await asyncio.sleep(IDLE_SETTLE_S)
             meter = CpuMeter(stack.pids())
-            await asyncio.sleep(3)
+            await asyncio.sleep(IDLE_WINDOW_S)
             emit("idle_cpu_cores", sum(v for k, v in meter.cores().items()
                                        if k != "other_processes"), "cores", nodes=nodes,
                  cpu_cores=meter.cores())

@@ -40,10 +40,25 @@ class Resource:
     # Objects that exist only as a request/response (reviews) are never stored.
     stored: bool = True
     singular: str = field(default="")
+    # Derived once: every request reads them, and a frozen dataclass's generated hash
+    # would hash every field (the subresources too) on each dict lookup.
+    _api_version: str = field(init=False, repr=False, compare=False, default="")
+    _storage_prefix: str = field(init=False, repr=False, compare=False, default="")
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_api_version",
+                           f"{self.group}/{self.version}" if self.group else self.version)
+        object.__setattr__(self, "_storage_prefix",
+                           f"/registry/{self.group or 'core'}/{self.plural}/")
+        object.__setattr__(self, "_hash", hash((self.group, self.version, self.plural)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
+        return self._api_version
 
     @property
     def group_version(self) -> str:
@@ -60,7 +75,7 @@ class Resource:
     @property
     def storage_prefix(self) -> str:
         """Key prefix of this resource's objects (namespace/name or name follows)."""
-        return f"/registry/{self.group or 'core'}/{self.plural}/"
+        return self._storage_prefix
 
     def key(self, namespace: str, name: str) -> str:
         if self.namespaced:
