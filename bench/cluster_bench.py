@@ -19,7 +19,10 @@ Figures (``--only`` names in brackets):
   informers synced); ``from_process_start`` also counts imports and the initial lists.
   Scheduler CPU per pod is taken between the first and the last binding (``/proc/<pid>/stat``).
 - ``deployment_running_seconds`` [deployment]: a Deployment of R replicas on 1,000 nodes,
-  from the create to the moment the watch has seen all R pods Running and Ready.
+  from the create to the moment the watch has seen all R pods Running and Ready (the
+  schedule run's namespace is deleted first, and the components left to settle).
+  ``timeline_s``: when a quarter, half, three quarters and all pods were created, bound
+  and Ready.
 - ``rollout_seconds`` [rollout]: ``set image`` on it, until ``rollout status`` would return
   (observedGeneration current, updated = available = total = R).
 - ``idle_cpu_cores`` (every run): CPU of the four processes over 10 s, 15 s after the runs
@@ -285,6 +288,25 @@ async def create_namespace(client: ApiClient, name: str) -> None:
                                          "metadata": {"name": name}})
 
 
+async def clear_namespace(client: ApiClient, name: str, timeout: float) -> None:
+    """Delete a namespace and wait until it is gone, then let the components settle (the
+    scheduler's Event backlog, the terminations): the next figure starts from a cluster
+    that holds only what it creates."""
+    started = time.monotonic()
+    with contextlib.suppress(ApiError):
+        await client.delete(NAMESPACES, None, name)
+    while time.monotonic() - started < timeout:
+        try:
+            await client.get(NAMESPACES, None, name)
+        except ApiError as exc:
+            if exc.code == 404:
+                break
+            raise
+        await asyncio.sleep(0.5)
+    log(f"namespace {name} deleted after {time.monotonic() - started:.1f}s")
+    await asyncio.sleep(IDLE_SETTLE_S)
+
+
 async def create_all(client: ApiClient, objs: list[Obj], concurrency: int = 32) -> float:
     started = time.monotonic()
     queue = list(reversed(objs))
@@ -531,6 +553,8 @@ async def run_cluster(root: Path, nodes: int, args: argparse.Namespace, schedule
             if "schedule" in args.only:
                 await bench_schedule(stack, client, schedule_pods, schedule_target, profiler,
                                      args.timeout)
+                if replicas and ({"deployment", "rollout"} & set(args.only)):
+                    await clear_namespace(client, "bench-sched", args.timeout)
             elif replicas:
                 # Started and synced before the Deployment's window, as after the
                 # schedule bench: its imports and initial lists are not per-pod costs.
