@@ -192,10 +192,11 @@ class FastProtocol(asyncio.Protocol):
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # A request in flight runs to its end, unanswered (as aiohttp's handlers do, without
+        # handler cancellation): a write stopped half-way could leave what it reserved.
         self._connections.discard(self)
         self._closing = True
-        if self._task is not None:
-            self._task.cancel()
+        self._buffer.clear()
 
     def close(self) -> None:
         if self._transport is not None and not self._handed_off:
