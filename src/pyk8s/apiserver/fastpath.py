@@ -43,6 +43,9 @@ from pyk8s.machinery import errors
 log = logging.getLogger("pyk8s.apiserver.fastpath")
 
 MAX_HEAD = 64 * 1024
+# A connection with no request in flight is closed after this long without a byte from its
+# client (aiohttp's keep-alive timeout): clients that vanished do not hold connections.
+IDLE_TIMEOUT = 75.0
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 
@@ -163,8 +166,11 @@ class FastProtocol(asyncio.Protocol):
     """One client connection; see the module docstring."""
 
     def __init__(self, ctx: ApiContext, fallback: Callable[[], asyncio.Protocol],
-                 bypass: frozenset[str], connections: set[FastProtocol]) -> None:
+                 bypass: frozenset[str], connections: set[FastProtocol],
+                 idle_timeout: float = IDLE_TIMEOUT) -> None:
         self._ctx = ctx
+        self._idle_timeout = idle_timeout
+        self._idle: asyncio.TimerHandle | None = None
         self._fallback = fallback
         self._bypass = bypass
         self._connections = connections
@@ -179,10 +185,12 @@ class FastProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
         self._connections.add(self)
+        self._arm_idle()
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
         if self._task is None:
+            self._arm_idle()
             self._next()
 
     def eof_received(self) -> bool | None:
@@ -197,6 +205,21 @@ class FastProtocol(asyncio.Protocol):
         self._connections.discard(self)
         self._closing = True
         self._buffer.clear()
+        self._disarm_idle()
+
+    def _arm_idle(self) -> None:
+        self._disarm_idle()
+        self._idle = asyncio.get_running_loop().call_later(self._idle_timeout, self._idle_expired)
+
+    def _disarm_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    def _idle_expired(self) -> None:
+        self._idle = None
+        if self._task is None and not self._handed_off:
+            self.close()
 
     def close(self) -> None:
         if self._transport is not None and not self._handed_off:
@@ -226,6 +249,7 @@ class FastProtocol(asyncio.Protocol):
         del buffer[:end + 4 + length]
         request = FastRequest(method, path, query_string, raw_path, headers, body,
                               self._transport)  # type: ignore[arg-type]
+        self._disarm_idle()
         self._task = asyncio.get_running_loop().create_task(self._serve(request, route, close))
 
     def _parse(self, head: bytes) -> tuple[Any, ...] | None:
@@ -290,14 +314,17 @@ class FastProtocol(asyncio.Protocol):
             self._buffer.clear()
             transport.close()
             return
+        if self._closing and not self._buffer:
+            transport.close()
+            return
+        self._arm_idle()
         if self._buffer:
             self._next()
-        elif self._closing:
-            transport.close()
 
     def _hand_off(self) -> None:
         """From now on aiohttp serves this connection, starting with what is buffered."""
         self._handed_off = True
+        self._disarm_idle()
         self._connections.discard(self)
         transport = self._transport
         assert transport is not None
