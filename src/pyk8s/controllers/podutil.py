@@ -77,21 +77,24 @@ def deletion_rank(pod: Obj, colocated: int) -> tuple[Any, ...]:
     of the set on the same node first; (both ready) more recently ready first; more restarts
     first; newer (or undated) first.
     """
-    meta = pod.get("metadata") or {}
-    spec = pod.get("spec") or {}
     ready = is_ready(pod)
-    since = ready_since(pod) if ready else None
+    _node, before, after = deletion_rank_parts(pod, ready, ready_since(pod) if ready else None)
+    return (*before, -colocated, *after)
+
+
+def deletion_rank_parts(pod: Obj, ready: bool, since: datetime | None
+                        ) -> tuple[str, tuple[Any, ...], tuple[Any, ...]]:
+    """:func:`deletion_rank` split around the co-located count, which depends on the other
+    pods: (the pod's node, the fields before the count, the fields after it). A controller
+    keeps these per pod object and adds the count when it ranks."""
+    meta = pod.get("metadata") or {}
+    node = str((pod.get("spec") or {}).get("nodeName") or "")
     created = parse_rfc3339(str(meta.get("creationTimestamp") or ""))
-    return (
-        1 if spec.get("nodeName") else 0,
-        PHASE_RANK.get(phase(pod), 0),
-        1 if ready else 0,
-        deletion_cost(pod),
-        -colocated,
-        (1, -since.timestamp()) if since else (0, 0.0),
-        -restart_count(pod),
-        (1, -created.timestamp()) if created else (0, 0.0),
-    )
+    before = (1 if node else 0, PHASE_RANK.get(phase(pod), 0), 1 if ready else 0,
+              deletion_cost(pod))
+    after = ((1, -since.timestamp()) if since else (0, 0.0), -restart_count(pod),
+             (1, -created.timestamp()) if created else (0, 0.0))
+    return node, before, after
 
 
 def pod_factory(template: Obj, namespace: str, name_prefix: str,

@@ -108,18 +108,11 @@ class PodFacts:
         except TypeError:
             label_key = None
         ref = controller_ref(pod)
-        status = pod.get("status") or {}
-        ready = False
-        ready_at = ""
-        for cond in status.get("conditions") or ():
-            if cond.get("type") == "Ready":
-                ready = cond.get("status") == "True"
-                ready_at = str(cond.get("lastTransitionTime") or "") if ready else ""
-                break
-        deleting = bool(m.get("deletionTimestamp"))
-        return cls(namespace=str(m.get("namespace") or ""),
-                   active=not deleting and status.get("phase") not in ("Succeeded", "Failed"),
-                   deleting=deleting, controlled=ref is not None,
+        cond = podutil.condition(pod, "Ready")
+        ready = cond is not None and cond.get("status") == "True"
+        ready_at = str(cond.get("lastTransitionTime") or "") if cond and ready else ""
+        return cls(namespace=str(m.get("namespace") or ""), active=podutil.is_active(pod),
+                   deleting=bool(m.get("deletionTimestamp")), controlled=ref is not None,
                    ref_uid=ref.get("uid") if ref is not None else None,
                    labels=labels, label_key=label_key, ready=ready, ready_at=ready_at)
 
@@ -134,21 +127,7 @@ class PodFacts:
         the co-located count: (node, the fields before it, the fields after it), read once per
         object: a rollout ranks the same pods at every step."""
         if self.rank is None:
-            m = pod.get("metadata") or {}
-            spec = pod.get("spec") or {}
-            created = parse_rfc3339(str(m.get("creationTimestamp") or ""))
-            node = str(spec.get("nodeName") or "")
-            since = self.ready_since()
-            self.rank = (
-                node,
-                (1 if node else 0,
-                 podutil.PHASE_RANK.get(podutil.phase(pod), 0),
-                 1 if self.ready else 0,
-                 podutil.deletion_cost(pod)),
-                ((1, -since.timestamp()) if since else (0, 0.0),
-                 -podutil.restart_count(pod),
-                 (1, -created.timestamp()) if created else (0, 0.0)),
-            )
+            self.rank = podutil.deletion_rank_parts(pod, self.ready, self.ready_since())
         return self.rank
 
     def available(self, min_ready_seconds: int, now: datetime) -> bool:

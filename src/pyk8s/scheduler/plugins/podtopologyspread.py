@@ -450,24 +450,13 @@ class PodTopologySpread:
         if not counts:
             return []
         distinct = set(counts)  # a few values: one pass, then min and max of those
-        least, most = min(distinct), max(distinct)
-        if least < 0:
-            return None  # cannot happen; the usual way copes
 
         def raw(count: int) -> int:  # score()'s float operations: 0.0 + the hostname term
             return round(0.0 + (count * w + extra))
 
-        lowest, highest = raw(least), raw(most)
-        if highest == 0:
-            return [MAX_NODE_SCORE * weight] * len(counts)
-        top = highest + lowest
-        final = {count: MAX_NODE_SCORE * (top - raw(count)) // highest * weight
+        lowest, highest = raw(min(distinct)), raw(max(distinct))
+        final = {count: _normalized(raw(count), lowest, highest) * weight
                  for count in distinct}
-        if most < 256:  # index a list by count: a little faster than a dict lookup
-            table = [0] * (most + 1)
-            for count, score in final.items():
-                table[count] = score
-            return list(map(table.__getitem__, counts))
         return list(map(final.__getitem__, counts))
 
     @staticmethod
@@ -507,25 +496,28 @@ class PodTopologySpread:
         if not scores:
             return SUCCESS
         if not s.ignored:
+            # few distinct raw scores: normalize each once, then look up
             distinct = set(scores)
             lowest, highest = min(distinct), max(distinct)
-            if highest == 0:
-                scores[:] = [MAX_NODE_SCORE] * len(scores)
-            else:  # few distinct raw scores: normalize each once, then look up
-                top = highest + lowest
-                normalized = {value: MAX_NODE_SCORE * (top - value) // highest
-                              for value in distinct}
-                scores[:] = map(normalized.__getitem__, scores)
+            normalized = {value: _normalized(value, lowest, highest) for value in distinct}
+            scores[:] = map(normalized.__getitem__, scores)
             return SUCCESS
         ignored = [n.name in s.ignored for n in nodes]
         valid = [v for v, skip in zip(scores, ignored, strict=True) if not skip]
         if not valid:
             return SUCCESS
         lowest, highest = min(valid), max(valid)
-        scores[:] = [0 if skip else MAX_NODE_SCORE if highest == 0
-                     else MAX_NODE_SCORE * (highest + lowest - value) // highest
+        scores[:] = [0 if skip else _normalized(value, lowest, highest)
                      for value, skip in zip(scores, ignored, strict=True)]
         return SUCCESS
+
+
+def _normalized(value: int, lowest: int, highest: int) -> int:
+    """Upstream's NormalizeScore: fewer matching pods, higher score; all equal to 0, all
+    MAX_NODE_SCORE."""
+    if highest == 0:
+        return MAX_NODE_SCORE
+    return MAX_NODE_SCORE * (highest + lowest - value) // highest
 
 
 def new(args: Mapping[str, Any], handle: Handle) -> PodTopologySpread:
