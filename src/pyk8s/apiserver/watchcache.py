@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from pyk8s.apiserver import objects
 from pyk8s.machinery.meta import field_value
 from pyk8s.machinery.resources import Resource
 from pyk8s.storage import CompactedError, StorageError, Store, WatchEvent
@@ -208,7 +209,7 @@ class ResourceCache:
 
 def cached_object(resource: Resource, key: str, value: bytes, revision: int) -> CachedObject:
     """Parse a stored value once: set its resourceVersion and pick out what selectors use."""
-    return _cached_from(resource, key, orjson.loads(value), revision)
+    return _cached_from(resource, key, orjson.loads(value), revision, value)
 
 
 # Per resource (storage prefix), the selectable fields some field selector has named. Only
@@ -225,8 +226,9 @@ def select_fields(resource: Resource, paths: Iterable[str]) -> None:
         _selected[resource.storage_prefix] = (*have, *wanted)
 
 
-def _cached_from(resource: Resource, key: str, obj: dict[str, Any],
-                 revision: int) -> CachedObject:
+def _cached_from(resource: Resource, key: str, obj: dict[str, Any], revision: int,
+                 value: bytes) -> CachedObject:
+    """``obj``, stored as ``value`` at ``revision``, as the cache holds it."""
     meta = obj.setdefault("metadata", {})
     meta["resourceVersion"] = str(revision)
     fields = {
@@ -240,7 +242,7 @@ def _cached_from(resource: Resource, key: str, obj: dict[str, Any],
         namespace=meta.get("namespace", ""),
         name=meta.get("name", ""),
         revision=revision,
-        raw=orjson.dumps(obj),
+        raw=objects.with_revision(value, obj, revision),
         labels=meta.get("labels") or {},
         fields=fields,
     )
@@ -336,7 +338,7 @@ class WatchCache:
             # Holding the value in _expected keeps its id from being reused meanwhile.
             hint = self._expected.pop(id(value), None) if self._expected else None
             if hint is not None and hint[0] is value and event.type != "DELETE":
-                obj = _cached_from(cache.resource, event.kv.key, hint[1], revision)
+                obj = _cached_from(cache.resource, event.kv.key, hint[1], revision, value)
             else:
                 obj = cached_object(cache.resource, event.kv.key, value, revision)
             if event.type == "DELETE":
