@@ -129,7 +129,9 @@ async def get(ctx: ApiContext, resource: Resource, namespace: str, name: str) ->
 
 
 # mutate(obj, current): ``obj`` is a private copy of ``current`` to change and return (or a
-# new object); ``current`` is the object as read, shared: it must not be changed.
+# new object); ``current`` is the object as read, shared: it must not be changed. Called
+# with ``copy=False``, ``obj`` is ``current`` itself: the mutation returns a new object that
+# shares what it leaves alone and copies every dict or list it changes.
 Mutation = Callable[[Obj, Obj], Obj]
 
 
@@ -156,6 +158,7 @@ async def guaranteed_update(
     *,
     dry_run: bool = False,
     reallocate: bool = False,
+    copy: bool = True,
 ) -> Obj:
     """Apply ``mutate`` to the current object and store the result, retrying lost races.
 
@@ -169,7 +172,11 @@ async def guaranteed_update(
     copy costs one retry, never a wrong write. Whatever else a stale copy could decide (an
     error from ``mutate``, a no-op) is decided again on a fresh read from the store. A dry
     run (no write to catch a stale copy) and a kind that reserves from shared pools on
-    update start from the store."""
+    update start from the store.
+
+    ``copy=False`` spares the private copy for a mutation that copies only what it changes
+    (a binding, a status merge patch): parsing the object a second time is a good part of
+    such a small write's cost."""
     strategy = _strategy(ctx, resource)
     key = resource.key(namespace, name)
     fresh_first = dry_run or (reallocate and strategy.allocates)
@@ -184,7 +191,7 @@ async def guaranteed_update(
                 raise errors.not_found(resource.group, resource.plural, name)
             raw, revision, current, stale_ok = kv.value, kv.mod_revision, objects.decode(kv), False
         try:
-            new = mutate(objects.decode_raw(raw, revision), current)
+            new = mutate(objects.decode_raw(raw, revision) if copy else current, current)
         except errors.ApiError:
             if stale_ok:
                 continue

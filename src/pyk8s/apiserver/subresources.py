@@ -109,10 +109,18 @@ async def patch_object(
     else:
         wanted = None
 
+    # A status merge patch changes the status alone: it need not work on a private copy of
+    # the object (see rest.guaranteed_update's ``copy``), the patched status being the only
+    # part of ``patched`` the new object takes.
+    shared = (sub == "status" and config is None and patch_type == codec.MERGE_PATCH
+              and isinstance(body, dict))
+
     def mutate(obj: Obj, current: Obj) -> Obj:
         rest.check_precondition(res, name, wanted, current)
         if config is not None:
             patched = fieldmanager.apply(res, obj, config, manager or "", force, sub)
+        elif shared:
+            patched = patch.json_merge_patch_shared(current, body)
         else:
             patched = apply_patch(res, obj, patch_type, body, in_place=True)
         sent_managed = (patched.get("metadata") or {}).get("managedFields") \
@@ -143,7 +151,7 @@ async def patch_object(
         return new
 
     obj = await rest.guaranteed_update(ctx, res, namespace, name, mutate, dry_run=dry_run,
-                                       reallocate=not sub)
+                                       reallocate=not sub, copy=not shared)
     return obj, False
 
 
@@ -252,24 +260,25 @@ async def bind_pod(ctx: ApiContext, res: Resource, namespace: str, name: str, bo
         raise errors.invalid("", "Binding", name, [("target.kind", "FieldValueNotSupported",
                                                      'Unsupported value: "{}": supported values: "Node"'.format(target.get("kind")))])
 
-    def mutate(pod: Obj, _current: Obj) -> Obj:
-        meta = pod["metadata"]
-        spec = pod.setdefault("spec", {})
+    def mutate(current: Obj, _current: Obj) -> Obj:
+        # copy=False: the pod read is shared; the new one copies the spec and status it sets.
+        meta = current["metadata"]
+        spec = current.get("spec") or {}
         if meta.get("deletionTimestamp"):
             raise errors.conflict("", "pods/binding", name,
                                   f"pod {name} is being deleted, cannot be assigned to a host")
         if spec.get("nodeName"):
             raise errors.conflict("", "pods/binding", name,
                                   f'pod {name} is already assigned to node "{spec["nodeName"]}"')
-        spec["nodeName"] = node
-        status = pod.setdefault("status", {})
+        status = current.get("status") or {}
         conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
         conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
                            "lastTransitionTime": now_rfc3339()})
-        status["conditions"] = conditions
-        return pod
+        return {**current, "spec": {**spec, "nodeName": node},
+                "status": {**status, "conditions": conditions}}
 
-    return await rest.guaranteed_update(ctx, res, namespace, name, mutate, dry_run=dry_run)
+    return await rest.guaranteed_update(ctx, res, namespace, name, mutate, dry_run=dry_run,
+                                        copy=False)
 
 
 async def finalize_namespace(ctx: ApiContext, res: Resource, name: str, body: Any,

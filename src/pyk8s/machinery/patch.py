@@ -64,6 +64,7 @@ __all__ = [
     "TableSchema",
     "create_merge_patch",
     "json_merge_patch",
+    "json_merge_patch_shared",
     "json_patch",
     "schema_for_kind",
     "strategic_merge_patch",
@@ -214,6 +215,21 @@ def json_merge_patch(target: Any, patch: Any, *, in_place: bool = False) -> Any:
     else:
         result = {}
     _merge_into(result, patch)
+    return result
+
+
+def json_merge_patch_shared(target: Any, patch: dict[str, Any]) -> dict[str, Any]:
+    """:func:`json_merge_patch` of an object patch that copies only the objects the patch
+    goes into: the result shares every other value with ``target``, and takes the patch's
+    arrays and scalars themselves. For a caller that changes neither afterwards."""
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict):
+            result[key] = json_merge_patch_shared(result.get(key), value)
+        else:
+            result[key] = value
     return result
 
 

@@ -26,6 +26,7 @@ from pyk8s.machinery.patch import (
     TableSchema,
     create_merge_patch,
     json_merge_patch,
+    json_merge_patch_shared,
     json_patch,
     schema_for_kind,
     strategic_merge_patch,
@@ -86,6 +87,36 @@ class TestJsonMergePatch:
             "content": "This will be unchanged",
             "phoneNumber": "+01-123-456-7890",
         }
+
+    @pytest.mark.parametrize(
+        ("target", "patch", "result"),
+        [
+            ({"a": "b"}, {"a": "c"}, {"a": "c"}),
+            ({"a": "b"}, {"a": None}, {}),
+            ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
+            ({"a": [{"b": "c"}]}, {"a": [1]}, {"a": [1]}),
+            ({"a": "x"}, {"a": {"b": {"c": None, "d": 1}}}, {"a": {"b": {"d": 1}}}),
+            ([1, 2], {"a": "b", "c": None}, {"a": "b"}),
+        ],
+    )
+    def test_shared_variant_gives_the_same_result(self, target: Any, patch: Any,
+                                                  result: Any) -> None:
+        before = copy.deepcopy((target, patch))
+        assert json_merge_patch_shared(target, patch) == result == json_merge_patch(target, patch)
+        assert (target, patch) == before
+
+    def test_shared_variant_copies_only_the_objects_the_patch_goes_into(self) -> None:
+        target = {"metadata": {"name": "p"}, "spec": {"c": [1]},
+                  "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled"}],
+                             "deep": {"x": 1}}}
+        patch = {"status": {"phase": "Running", "conditions": [{"type": "Ready"}]}}
+        result = json_merge_patch_shared(target, patch)
+        assert result["metadata"] is target["metadata"]
+        assert result["spec"] is target["spec"]
+        assert result["status"] is not target["status"]
+        assert result["status"]["deep"] is target["status"]["deep"]
+        assert result["status"]["conditions"] is patch["status"]["conditions"]
+        assert target["status"]["phase"] == "Pending"
 
     def test_does_not_touch_its_inputs_or_share_with_the_result(self) -> None:
         target = {"a": {"b": [1]}, "c": {"d": 1}}
