@@ -64,6 +64,12 @@ def encode(fields: FieldSet) -> dict[str, Any]:
     return _emit(tree)
 
 
+def emit(tree: dict[str, Any]) -> dict[str, Any]:
+    """The ``fieldsV1`` object of a tree built as :func:`encode` builds one (nested dicts by
+    path element, ``"."`` set to None on members); ``tree`` is consumed."""
+    return _emit(tree)
+
+
 def _emit(node: dict[str, Any]) -> dict[str, Any]:
     member = node.pop(".", 0) is None
     out: dict[str, Any] = {}

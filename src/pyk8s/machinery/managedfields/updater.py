@@ -163,6 +163,10 @@ def record_update(live: dict[str, Any] | None, new: dict[str, Any], scope: Scope
         new_value = {k: v for k, v in new.items() if k not in skipped}
     else:
         new_value = new
+    if from_live and old_value is not values.MISSING:
+        first = _first_update(live_managed, old_value, new_value, scope, manager, now)
+        if first is not None:
+            return first
     comparison = values.compare(old_value, new_value, scope.node, _NOT_WALKED)
     taken = scope.owned(comparison.changed)
     removed = scope.owned(comparison.removed)
@@ -246,6 +250,41 @@ def _update_raw(raw: list[dict[str, Any]], taken: FieldSet, removed: FieldSet, s
             out.append(own)
     if sum(1 for item in out if item.get("operation") == UPDATE) > entries_mod.MAX_UPDATE_MANAGERS:
         return None
+    out.sort(key=_raw_order)
+    return out
+
+
+_NEVER_OWNED_ROOTS = frozenset({"f:apiVersion", "f:kind", _META})
+
+
+def _first_update(raw: list[dict[str, Any]], old: dict[str, Any], new: dict[str, Any],
+                  scope: Scope, manager: str, now: str) -> list[dict[str, Any]] | None:
+    """:func:`record_update` from the stored entries when ``manager`` has none yet and no
+    entry owns a top-level field the write changes (a kubelet's first status write): every
+    entry stays as it is, and the manager's new one holds exactly the changed fields, built
+    as a tree in one walk (:func:`values.changed_tree`). None when that is not the case, or
+    when the write only removes fields: the general path decides."""
+    if any(len(root) != 1 for root in scope.reset):
+        return None
+    roots = {"f:" + key for key in new.keys() | old.keys() if old.get(key) != new.get(key)}
+    if not roots or not roots.isdisjoint(_NEVER_OWNED_ROOTS):
+        return None
+    ident = (manager, UPDATE, scope.api_version, scope.subresource)
+    updates = 1
+    for item in raw:
+        if _raw_ident(item) == ident or not roots.isdisjoint(item.get("fieldsV1") or {}):
+            return None
+        updates += item.get("operation") == UPDATE
+    if updates > entries_mod.MAX_UPDATE_MANAGERS:
+        return None
+    tree = values.changed_tree(old, new, scope.node)
+    if not tree:
+        return None
+    entry = {"manager": manager, "operation": UPDATE, "apiVersion": scope.api_version,
+             "time": now, "fieldsType": entries_mod.FIELDS_V1, "fieldsV1": fieldpath.emit(tree)}
+    if scope.subresource:
+        entry["subresource"] = scope.subresource
+    out = [*raw, entry]
     out.sort(key=_raw_order)
     return out
 

@@ -230,6 +230,68 @@ def _compare(old: Any, new: Any, node: Node, path: Path, acc: Comparison, zero: 
         _leaf(old, new, path, acc)
 
 
+def changed_tree(old: Any, new: Any, node: Node) -> dict[str, Any]:
+    """The fields ``new`` adds or modifies (``compare(old, new).changed``) as a ``fieldsV1``
+    tree under construction: nested dicts keyed by path element, ``"."`` (None) marking a
+    member, for :func:`fieldpath.emit`. The same walk as :func:`_compare` without a path
+    tuple per field or a set to encode afterwards: a manager's first status write changes a
+    few dozen fields, and building them as paths and then a tree was most of its cost."""
+    out: dict[str, Any] = {}
+    _changes(old, new, node, out, True, True)
+    return out
+
+
+def _changes(old: Any, new: Any, node: Node, out: dict[str, Any], zero: bool,
+             root: bool) -> None:
+    if old is None:
+        old = MISSING
+    if new is None:
+        new = MISSING
+    if old is MISSING and new is MISSING:
+        return
+    present = new if new is not MISSING else old
+    other = old if new is not MISSING else new
+    if _granular_map(node, present) and (other is MISSING or isinstance(other, dict)):
+        if not root and not zero and old is MISSING:
+            out["."] = None
+        o = old if old is not MISSING else {}
+        n = new if new is not MISSING else {}
+        for key in (n.keys() | o.keys()) if o and n else (n or o):
+            o_value = o.get(key)
+            n_value = n.get(key)
+            if o_value is n_value or o_value == n_value:
+                continue
+            if not isinstance(o_value, _CONTAINERS) and not isinstance(n_value, _CONTAINERS):
+                if n_value is not None:  # added or modified; a removal is not a change here
+                    out["f:" + key] = {".": None}
+                continue
+            child, _ = node.child(key)
+            sub: dict[str, Any] = {}
+            _changes(o_value, n_value, child, sub,
+                     zero and key in _ZERO_STRUCTS and child.kind == STRUCT, False)
+            if sub:
+                out["f:" + key] = sub
+        return
+    if _granular_list(node) and isinstance(present, list) and (other is MISSING or isinstance(other, list)):
+        o_items = index(old, node) if old is not MISSING else []
+        n_items = index(new, node) if new is not MISSING else []
+        if o_items is not None and n_items is not None:
+            o_map = dict(o_items)
+            n_map = dict(n_items)
+            for element in list(n_map) + [e for e in o_map if e not in n_map]:
+                o_item = o_map.get(element, MISSING)
+                n_item = n_map.get(element, MISSING)
+                if o_item is not MISSING and o_item == n_item:
+                    continue
+                item: dict[str, Any] = {".": None} if o_item is MISSING else {}
+                _changes(o_item, n_item, node.elem, item, False, False)
+                if item:
+                    out[element] = item
+            return
+    if not root and new is not MISSING and (old is MISSING or old != new):
+        out["."] = None
+
+
 # -- the fields of a created object -----------------------------------------------------
 
 def created_fields(obj: dict[str, Any], node: Node, skip_root: frozenset[str],
