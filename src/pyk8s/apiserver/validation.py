@@ -172,7 +172,7 @@ def decode_patched(resource: Resource, obj: dict[str, Any], patch_body: Any, pat
     if definition is None:
         return obj
     mode = validation.mode if validation else WARN
-    obj, report = decoder.decode_object(definition, obj)
+    obj, report = decoder.decode_object(definition, obj, new_values=patch_body)
     strict = patch_duplicates(validation) if patch_type.startswith(
         ("application/strategic-merge-patch", "application/apply-patch")) else []
     if report is not None and report.failure:

@@ -347,13 +347,15 @@ def decode(node: Node, obj: dict[str, Any]) -> Report:
 
 
 def decode_object(definition: str, obj: dict[str, Any], raw: bytes | None = None,
-                  *, find_duplicates: bool = False) -> tuple[dict[str, Any], Report | None]:
+                  *, find_duplicates: bool = False,
+                  new_values: Any = None) -> tuple[dict[str, Any], Report | None]:
     """Decode a request body already parsed (by orjson) into ``obj``.
 
     Returns the object to use (``obj`` pruned in place, or a re-parse of ``raw`` when it had
     duplicate keys) and a report, or None when everything was clean (the common case, decided
     by the compiled check of :mod:`fast` without walking). ``find_duplicates`` (Strict and
-    Warn) looks for duplicate keys in ``raw``."""
+    Warn) looks for duplicate keys in ``raw``. ``new_values``: where any value ``obj`` holds
+    that was not stored before came from (a patch body), when not ``obj`` itself."""
     from pyk8s.machinery.schema.fast import fast_check
 
     duplicates = False
@@ -361,7 +363,7 @@ def decode_object(definition: str, obj: dict[str, Any], raw: bytes | None = None
         duplicates = raw_key_count(raw) != raw_key_count(orjson.dumps(obj))
     if not duplicates:
         check = fast_check(definition)
-        if check is not None and check(obj):
+        if check is not None and check(obj) and not _may_hold_float(obj, raw, new_values):
             return obj, None
     elif raw is not None:
         try:
@@ -375,6 +377,37 @@ def decode_object(definition: str, obj: dict[str, Any], raw: bytes | None = None
                     reparsed[key] = obj[key]
             obj = reparsed
     return obj, decode(decoder_for(definition), obj)
+
+
+# A float literal: a digit right before a decimal point or an exponent. Text without one
+# (outside strings too) parses to no float at all.
+_FLOAT_LITERAL = re.compile(rb"[0-9][.eE]")
+
+
+def _may_hold_float(obj: Any, raw: bytes | None, new_values: Any) -> bool:
+    """Whether a float may sit where the compiled check let it pass: JSON Schema's
+    ``integer`` takes 1.0 and 0.0, Go's decoder refuses any number written with a point or
+    an exponent for an integer field, so an object with a float goes to the walk. Stored
+    objects hold none; a request brings one only in a float literal of its text."""
+    if new_values is not None:
+        return _has_float(new_values)
+    if raw is not None and _FLOAT_LITERAL.search(raw) is None:
+        return False
+    return _has_float(obj)
+
+
+def _has_float(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind is float:
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ _POD: dict[str, Any] = {
         "containers": [{
             "name": "c", "image": "busybox", "command": ["sleep", "1"],
             "ports": [{"containerPort": 80}],
-            "resources": {"limits": {"cpu": "500m", "memory": "1Gi"}, "requests": {"cpu": 0.1}},
+            "resources": {"limits": {"cpu": "500m", "memory": "1Gi"}, "requests": {"cpu": 1}},
             "readinessProbe": {"httpGet": {"port": "http"}},
         }],
         "terminationGracePeriodSeconds": 30,
@@ -41,6 +41,24 @@ class TestCleanObjects:
         obj = pod()
         assert decode(obj) is None
         assert obj == _POD
+
+    def test_floats_where_numbers_may_be_pass_the_walk(self) -> None:
+        # JSON Schema's integer takes 0.0, Go's int32 does not: an object holding a float
+        # is decoded by the walk, which takes a number quantity and refuses 0.0 for a port.
+        obj = pod()
+        obj["spec"]["containers"][0]["resources"]["requests"]["cpu"] = 0.1
+        report = decode(obj)
+        assert report is not None and report.failure is None and not report.strict_errors()
+        obj["spec"]["containers"][0]["ports"][0]["containerPort"] = 80.0
+        report = decode(obj)
+        assert report is not None and "cannot unmarshal number 80.0" in (report.failure or "")
+
+    def test_a_patch_without_floats_spares_the_walk(self) -> None:
+        obj = pod()
+        obj["spec"]["containers"][0]["resources"]["requests"]["cpu"] = 0.1  # stored before
+        assert decoder.decode_object(POD, obj, new_values={"metadata": {"labels": {}}})[1] is None
+        report = decoder.decode_object(POD, obj, new_values={"x": 1.5})[1]
+        assert report is not None and report.failure is None
 
     def test_the_fast_check_and_the_walk_agree(self) -> None:
         assert fast.fast_check(POD) is not None
