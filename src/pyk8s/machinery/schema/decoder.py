@@ -379,9 +379,10 @@ def decode_object(definition: str, obj: dict[str, Any], raw: bytes | None = None
     return obj, decode(decoder_for(definition), obj)
 
 
-# A float literal: a digit right before a decimal point or an exponent. Text without one
-# (outside strings too) parses to no float at all.
-_FLOAT_LITERAL = re.compile(rb"[0-9][.eE]")
+# A float literal: a value (after ":", "," or "[") of digits and then a decimal point or an
+# exponent. Text without one anywhere, strings included, parses to no float (a uid's "-0e"
+# or an address's "10.0" inside a string does not match).
+_FLOAT_LITERAL = re.compile(rb"[:,\[][ \t\r\n]*-?[0-9]+[.eE]")
 
 
 def _may_hold_float(obj: Any, raw: bytes | None, new_values: Any) -> bool:
